@@ -1,0 +1,1 @@
+"""hwgen: Amaranth generators for efficient-DNN arithmetic."""

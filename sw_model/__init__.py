@@ -1,0 +1,1 @@
+"""hwgen golden models: number formats, unit configs, bit-exact numpy models. Never imports amaranth."""
