@@ -19,20 +19,19 @@ from amaranth.lib import data, stream, wiring
 
 from sw_model.configs import config_hash, config_to_dict, load_config
 
-from .lmul import FMul, LMul, LMulDot
+COMPONENTS: dict[str, type] = {}
 
-COMPONENTS = {"lmul": LMul, "fmul": FMul, "lmuldot": LMulDot}
+
+def register_component(unit: str, cls):
+    """Map a config's `unit` to its component class. A component class provides `timing()` -> dict with at least
+    `latency` (cycles from the input handshake to output valid, where fixed; else None) and `ii`."""
+    COMPONENTS[unit] = cls
 
 
 def build_component(config) -> wiring.Component:
+    if config.unit not in COMPONENTS:
+        raise ValueError(f"unit: got {config.unit!r}, allowed: {', '.join(COMPONENTS)}")
     return COMPONENTS[config.unit](config)
-
-
-def timing(config) -> dict:
-    """Latency (cycles from the input handshake, of the last beat of a vector for dot units, to output valid)
-    and initiation interval of a unit."""
-    extra = 1 if config.unit == "lmuldot" else 0
-    return {"latency": config.pipeline + extra, "ii": 1}
 
 
 def _fields(layout) -> list[dict]:
@@ -79,7 +78,7 @@ def make_manifest(name: str, config, component: wiring.Component, verilog_text: 
                             "fields": _fields(data.Layout.cast(sig.members["payload"].shape))})
     return {"generator": "hwgen", "name": name, "top": name, "unit": config.unit,
             "config": config_to_dict(config), "config_hash": config_hash(config),
-            "ports": ports, "streams": streams, **timing(config), "tools": _tool_versions()}
+            "ports": ports, "streams": streams, **component.timing(), "tools": _tool_versions()}
 
 
 def generate(config, name: str) -> tuple[str, dict]:
@@ -108,3 +107,10 @@ def write_design(name_or_toml: str, out_dir, name: str | None = None) -> tuple[P
         for tmp in (tmp_v, tmp_j):
             tmp.unlink(missing_ok=True)
     return v_path, j_path
+
+
+# Each gateware family registers its components (one line per family).
+from . import lmul as _lmul  # noqa: E402
+
+for _unit, _cls in (("lmul", _lmul.LMul), ("fmul", _lmul.FMul), ("lmuldot", _lmul.LMulDot)):
+    register_component(_unit, _cls)

@@ -8,7 +8,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.configs import FMulConfig, LMulConfig, LMulDotConfig
+from sw_model.lmul_config import FMulConfig, LMulConfig, LMulDotConfig
 
 from . import float_ops as fo
 from .pipeline import staged_pipeline
@@ -31,6 +31,9 @@ class LMul(wiring.Component):
         self.config = config
         super().__init__(_binary_signature(config.format.bits))
 
+    def timing(self) -> dict:
+        return {"latency": self.config.pipeline, "ii": 1}
+
     def elaborate(self, platform):
         m = Module()
         cfg, fmt = self.config, self.config.format
@@ -52,6 +55,9 @@ class FMul(wiring.Component):
     def __init__(self, config: FMulConfig):
         self.config = config
         super().__init__(_binary_signature(config.format.bits))
+
+    def timing(self) -> dict:
+        return {"latency": self.config.pipeline, "ii": 1}
 
     def elaborate(self, platform):
         m = Module()
@@ -92,6 +98,10 @@ class LMulDot(wiring.Component):
                 "a": data.ArrayLayout(w, n), "b": data.ArrayLayout(w, n), "last": 1}))),
             "o": Out(stream.Signature(data.StructLayout({"sum": config.acc_format.bits}))),
         })
+
+    def timing(self) -> dict:
+        """Latency counts from the handshake of a vector's last beat."""
+        return {"latency": self.config.pipeline + 1, "ii": 1}
 
     def elaborate(self, platform):
         m = Module()

@@ -5,7 +5,7 @@ import pytest
 from harness import run_vectors
 
 from sw_model import lmul as golden
-from sw_model.configs import FMulConfig, LMulConfig, LMulDotConfig
+from sw_model.lmul_config import FMulConfig, LMulConfig, LMulDotConfig
 from sw_model.formats import encode
 
 pytestmark = pytest.mark.rtl

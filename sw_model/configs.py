@@ -11,24 +11,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .formats import FloatFormat, get_format
-from .lmul import MODES, OVERFLOW_POLICIES
 
 
 class ConfigError(ValueError):
     """A configuration value is not allowed; the message names the field, the value and what is allowed."""
 
 
-def _check_choice(field, value, allowed):
+def check_choice(field, value, allowed):
     if value not in allowed:
         raise ConfigError(f"{field}: got {value!r}, allowed: {', '.join(map(str, allowed))}")
 
 
-def _check_int(field, value, lo, hi):
+def check_int(field, value, lo, hi):
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         raise ConfigError(f"{field}: got {value!r}, allowed: an integer from {lo} to {hi}")
 
 
-def _check_float_format(field, name, max_bits=32):
+def check_float_format(field, name, max_bits=32):
     try:
         fmt = get_format(name)
     except ValueError as e:
@@ -40,101 +39,20 @@ def _check_float_format(field, name, max_bits=32):
     return fmt
 
 
-@dataclass(frozen=True)
-class LMulConfig:
-    """One L-Mul unit: `fmt` codes in and out, `mode` adder|formula, `overflow` saturate|inf,
-    `pipeline` register stages between input handshake and output (0 = combinational)."""
-    fmt: str = "e4m3"
-    mode: str = "adder"
-    overflow: str = "saturate"
-    pipeline: int = 1
-    unit = "lmul"
-
-    def __post_init__(self):
-        fmt = _check_float_format("fmt", self.fmt)
-        _check_choice("mode", self.mode, MODES)
-        _check_choice("overflow", self.overflow, OVERFLOW_POLICIES)
-        if self.overflow == "inf" and not fmt.has_nan:
-            raise ConfigError(f"overflow: got 'inf', but fmt {self.fmt} has no Inf or NaN; allowed: saturate")
-        _check_int("pipeline", self.pipeline, 0, 4)
-
-    @property
-    def format(self) -> FloatFormat:
-        return get_format(self.fmt)
+UNITS: dict[str, type] = {}
+PRESETS: dict[str, object] = {}
 
 
-@dataclass(frozen=True)
-class FMulConfig:
-    """The exact multiplier of one format (RNE, subnormals in and out), the comparison unit for L-Mul."""
-    fmt: str = "e4m3"
-    overflow: str = "saturate"
-    pipeline: int = 2
-    unit = "fmul"
+def register_unit(cls, presets: dict):
+    """Make a unit config class loadable by `unit = "<cls.unit>"` and add its named presets."""
+    if cls.unit in UNITS:
+        raise RuntimeError(f"unit {cls.unit!r} registered twice")
+    UNITS[cls.unit] = cls
+    for name, cfg in presets.items():
+        if name in PRESETS:
+            raise RuntimeError(f"preset {name!r} registered twice")
+        PRESETS[name] = cfg
 
-    def __post_init__(self):
-        fmt = _check_float_format("fmt", self.fmt)
-        _check_choice("overflow", self.overflow, OVERFLOW_POLICIES)
-        if self.overflow == "inf" and not fmt.has_nan:
-            raise ConfigError(f"overflow: got 'inf', but fmt {self.fmt} has no Inf or NaN; allowed: saturate")
-        _check_int("pipeline", self.pipeline, 0, 4)
-
-    @property
-    def format(self) -> FloatFormat:
-        return get_format(self.fmt)
-
-
-@dataclass(frozen=True)
-class LMulDotConfig:
-    """An N-lane L-Mul dot product: `lanes` L-Mul products per beat in `fmt`, widened exactly into the IEEE
-    accumulator format `acc_fmt`, summed by an adder tree and accumulated over the beats of a vector."""
-    fmt: str = "e4m3"
-    acc_fmt: str = "fp32"
-    lanes: int = 16
-    mode: str = "adder"
-    overflow: str = "saturate"
-    pipeline: int = 1
-    unit = "lmuldot"
-
-    def __post_init__(self):
-        fmt = _check_float_format("fmt", self.fmt, max_bits=16)
-        acc = _check_float_format("acc_fmt", self.acc_fmt)
-        _check_choice("mode", self.mode, MODES)
-        _check_choice("overflow", self.overflow, OVERFLOW_POLICIES)
-        if self.overflow == "inf" and not fmt.has_nan:
-            raise ConfigError(f"overflow: got 'inf', but fmt {self.fmt} has no Inf or NaN; allowed: saturate")
-        _check_int("lanes", self.lanes, 1, 256)
-        _check_int("pipeline", self.pipeline, 0, 1 + 8)
-        if acc.special != "ieee":
-            raise ConfigError(f"acc_fmt: got {self.acc_fmt!r}, allowed: an IEEE-like format (fp32, bf16, fp16, ...)")
-        # Every L-Mul product (normal, zero, Inf or NaN) must be exactly representable in the accumulator.
-        lo, hi = fmt.emin, (fmt.max_finite_code >> fmt.man_bits) - fmt.bias
-        if acc.man_bits < fmt.man_bits or acc.emin > lo or (acc.inf_code >> acc.man_bits) - 1 - acc.bias < hi:
-            raise ConfigError(f"acc_fmt: got {self.acc_fmt!r}, allowed: a format that holds every {self.fmt} value "
-                              f"exactly (at least {fmt.man_bits} mantissa bits, exponents {lo}..{hi})")
-
-    @property
-    def format(self) -> FloatFormat:
-        return get_format(self.fmt)
-
-    @property
-    def acc_format(self) -> FloatFormat:
-        return get_format(self.acc_fmt)
-
-
-UNITS = {cls.unit: cls for cls in (LMulConfig, FMulConfig, LMulDotConfig)}
-
-PRESETS = {
-    "lmul-e4m3": LMulConfig(fmt="e4m3"),
-    "lmul-e4m3-formula": LMulConfig(fmt="e4m3", mode="formula"),
-    "lmul-e5m2": LMulConfig(fmt="e5m2"),
-    "lmul-e3m4": LMulConfig(fmt="e3m4"),
-    "lmul-bf16": LMulConfig(fmt="bf16"),
-    "fmul-e4m3": FMulConfig(fmt="e4m3"),
-    "fmul-e5m2": FMulConfig(fmt="e5m2"),
-    "fmul-bf16": FMulConfig(fmt="bf16"),
-    "lmuldot-e4m3x16": LMulDotConfig(fmt="e4m3", acc_fmt="fp32", lanes=16),
-    "lmuldot-e5m2x8-bf16": LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=8),
-}
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
@@ -184,3 +102,7 @@ def load_config(name_or_path: str):
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError(f"name: got {name!r}, allowed: a letter then letters, digits, '-' or '_' (<= 64 chars)")
     return name, config_from_dict(d)
+
+
+# Each unit family registers its configs and presets on import (one line per family).
+from . import lmul_config  # noqa: E402,F401
