@@ -100,6 +100,26 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import load_spec, plot_pareto, run_sweep, summary_markdown
+    out = Path(args.output)
+    records = run_sweep(args.spec, out, jobs=args.jobs, scheduler=args.scheduler)
+    spec = load_spec(args.spec)
+    target = (spec["run"]["targets"] or [None])[0]
+    front_ids = set()
+    if target:
+        front = plot_pareto(records, target, out / "pareto.png")
+        front_ids = {r["id"] for r in front}
+        print(f"Pareto front ({target} LUTs vs error): " + ", ".join(
+            f"{r['config'].get('unit')} {r['config'].get('fmt', '')} {r['config'].get('mode', '')}" for r in front))
+    (out / "sweep.md").write_text(summary_markdown(spec["name"], records, front_ids, target))
+    bad = [r["id"] for r in records if r["metrics"].get("rtl_mismatches")]
+    print(f"wrote {out / 'sweep.json'}, {out / 'sweep.md'}" + (f", {out / 'pareto.png'}" if target else ""))
+    if bad:
+        return _fail(f"RTL mismatches at points {bad}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(Path(args.output), sim=args.sim)
@@ -154,6 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-dsp", action="store_true", help="keep multipliers in LUTs")
     r.add_argument("-o", "--output", help="also write <name>.report.json and .md into this directory")
     r.set_defaults(func=cmd_report)
+
+    sw = sub.add_parser("sweep", help="run a grid of configs (generate, synthesize, simulate) and plot the Pareto front",
+                        description="Runs every point of a sweep spec (TOML: unit, [base], [grid], [run]) in "
+                        "parallel, one JSON record per point; an interrupted sweep resumes without redoing "
+                        "finished points. See hwgen/sweep.py for the spec format.")
+    sw.add_argument("spec", help="sweep spec TOML file (e.g. docs/examples/sweep_lmul.toml)")
+    sw.add_argument("-o", "--output", default="out/sweep", help="output directory (default: out/sweep)")
+    sw.add_argument("-j", "--jobs", type=int, default=2, help="local worker processes (default: 2)")
+    sw.add_argument("--scheduler", help="Dask distributed scheduler address (tcp://host:8786) instead of local "
+                    "processes")
+    sw.set_defaults(func=cmd_sweep)
 
     d = sub.add_parser("demo", help="the main job on the embedded default: generate, simulate, check, report",
                        description="Generates the default L-Mul designs, runs them in Verilator against the "

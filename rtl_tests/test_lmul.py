@@ -72,6 +72,7 @@ def test_lmul_random_and_corners(cfg, sim_opts):
     FMulConfig(fmt="e4m3", pipeline=2),
     FMulConfig(fmt="e5m2", overflow="inf", pipeline=3),
     FMulConfig(fmt="e2m1", pipeline=0),
+    FMulConfig(fmt="e4m3", overflow="inf", pipeline=1),
 ], ids=lambda c: f"{c.fmt}-{c.overflow}-p{c.pipeline}")
 def test_fmul_exhaustive(cfg, sim_opts):
     a, b = all_pairs(cfg.format.bits)

@@ -51,7 +51,10 @@ def lmul_constant(fmt) -> int:
 
 
 def _fields(codes, fmt: FloatFormat):
-    c = np.asarray(codes).astype(np.int64)
+    c = np.asarray(codes)
+    if c.dtype.kind not in "iub":
+        raise ValueError(f"codes: got dtype {c.dtype}, allowed: integer codes of {fmt.name}")
+    c = c.astype(np.int64)
     if c.size and (c.min() < 0 or c.max() >= (1 << fmt.bits)):
         bad = c[(c < 0) | (c >= (1 << fmt.bits))].flat[0]
         raise ValueError(f"codes: got {bad}, allowed: 0..{(1 << fmt.bits) - 1} for {fmt.name}")
@@ -128,8 +131,8 @@ def fmul(a_codes, b_codes, fmt, overflow: str = "saturate") -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
         prod = decode(a_codes, fmt) * decode(b_codes, fmt)
     codes = np.asarray(encode(prod, fmt, overflow=overflow))
-    if fmt.has_nan:
-        codes = np.where(np.isnan(prod), fmt.nan_code, codes).astype(codes.dtype)
+    if fmt.has_nan:                              # NaN operands and overflow to NaN ("inf" in fn formats)
+        codes = np.where(np.isnan(decode(codes, fmt)), fmt.nan_code, codes).astype(codes.dtype)
     return codes
 
 
@@ -138,6 +141,7 @@ def float_add(x_codes, y_codes, fmt) -> np.ndarray:
 
     float64 holds the sum of two <= 24-bit-significand values with one rounding whose double rounding is
     harmless (53 >= 2p + 2), so one RNE cast of the float64 sum is the correctly rounded result."""
+    fmt = _as_float_format(fmt)
     with np.errstate(invalid="ignore", over="ignore"):
         s = decode(x_codes, fmt) + decode(y_codes, fmt)
     codes = np.asarray(encode(s, fmt))
@@ -146,6 +150,7 @@ def float_add(x_codes, y_codes, fmt) -> np.ndarray:
 
 def widen(codes, fmt, acc_fmt) -> np.ndarray:
     """Exact conversion of codes of `fmt` into the wider IEEE format `acc_fmt` (NaN canonical)."""
+    fmt, acc_fmt = _as_float_format(fmt), _as_float_format(acc_fmt)
     v = decode(codes, fmt)
     out = np.asarray(encode(v, acc_fmt))
     return np.where(np.isnan(v), acc_fmt.nan_code, out).astype(out.dtype)
@@ -154,6 +159,7 @@ def widen(codes, fmt, acc_fmt) -> np.ndarray:
 def tree_sum(codes, acc_fmt) -> np.ndarray:
     """Sum along the last axis as the hardware adder tree does: adjacent pairs per level, an odd last element
     passes up unchanged; ((x0+x1)+(x2+x3)) + x4 for five lanes."""
+    acc_fmt = _as_float_format(acc_fmt)
     level = np.asarray(codes)
     while level.shape[-1] > 1:
         n = level.shape[-1]
