@@ -1,0 +1,176 @@
+"""Bulk simulation: the whole stream test runs inside the simulator, with no Python on any clock edge.
+
+For a unit with one input stream `i` and one output stream `o`, a small Verilog testbench is generated from the
+manifest: it loads the input beats with `$readmemh`, drives them with LFSR-driven random gaps, takes the outputs
+with LFSR-driven random backpressure, records the handshake cycle of every beat, and writes everything back with
+`$writememh` before `$finish`. Python only writes the files before and reads them after. The testbench is
+compiled once per (design, memory depth bucket, simulator); the beat count, gap and backpressure rates, seed and
+file names are plusargs. This is the path for long runs (exhaustive sweeps, whole networks); the cocotb bench
+(`stream_tb.py`) remains the reference BFM for the unit tests.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from harness import BUILD, check_simulator, design
+from streams import pack_beats, unpack_beats
+
+TESTBENCH = """`timescale 1ns/1ps
+module hwgen_bulk_tb;
+  localparam IW = {iw}, OW = {ow}, DEPTH = {depth};
+  reg clk = 0, rst = 1;
+  reg [IW-1:0] in_mem [0:DEPTH-1];
+  reg [OW-1:0] out_mem [0:DEPTH-1];
+  reg [31:0] in_cyc [0:DEPTH-1];
+  reg [31:0] out_cyc [0:DEPTH-1];
+  reg [1023:0] in_file, out_file, in_cyc_file, out_cyc_file;
+  integer n_in, n_out, gap, bp, max_cycles, seed, k_in, k_out, cycle;
+  reg [31:0] lfsr_g, lfsr_b;
+  reg i_valid, hs_in, hs_out;
+  wire i_ready, o_valid;
+  reg o_ready;
+  wire [OW-1:0] o_payload;
+  {top} dut (.clk(clk), .rst(rst), .i__valid(i_valid), .i__ready(i_ready), .i__payload(in_mem[k_in]),
+             .o__valid(o_valid), .o__ready(o_ready), .o__payload(o_payload));
+  function [31:0] step(input [31:0] x);   // xorshift32
+    reg [31:0] y;
+    begin y = x ^ (x << 13); y = y ^ (y >> 17); step = y ^ (y << 5); end
+  endfunction
+  always #5 clk = ~clk;
+  initial begin
+    if (!$value$plusargs("n_in=%d", n_in) || !$value$plusargs("n_out=%d", n_out) ||
+        !$value$plusargs("gap=%d", gap) || !$value$plusargs("bp=%d", bp) ||
+        !$value$plusargs("seed=%d", seed) || !$value$plusargs("max_cycles=%d", max_cycles) ||
+        !$value$plusargs("in=%s", in_file) || !$value$plusargs("out=%s", out_file) ||
+        !$value$plusargs("in_cyc=%s", in_cyc_file) || !$value$plusargs("out_cyc=%s", out_cyc_file)) begin
+      $display("HWGEN_BULK_ERROR missing plusargs"); $finish;
+    end
+    $readmemh(in_file, in_mem, 0, n_in - 1);
+    k_in = 0; k_out = 0; cycle = 0; i_valid = 0; o_ready = 0;
+    lfsr_g = seed * 2 + 1; lfsr_b = seed * 2 + 12345;
+    repeat (4) @(posedge clk);
+    #1 rst = 0;
+    repeat (2) @(posedge clk);
+    #1;
+    while (k_out < n_out && cycle < max_cycles) begin
+      // decide this cycle's valid and ready before the edge (valid never waits for ready)
+      if (!i_valid && k_in < n_in) begin
+        lfsr_g = step(lfsr_g);
+        i_valid = (lfsr_g[15:8] >= gap);
+      end
+      lfsr_b = step(lfsr_b);
+      o_ready = (lfsr_b[15:8] >= bp);
+      @(negedge clk);                    // sample the settled handshakes half a cycle before the edge
+      hs_in = i_valid && i_ready;
+      hs_out = o_valid && o_ready;
+      if (hs_out) begin out_mem[k_out] = o_payload; out_cyc[k_out] = cycle; end
+      @(posedge clk);
+      #1;
+      if (hs_in) begin in_cyc[k_in] = cycle; k_in = k_in + 1; i_valid = 0; end
+      if (hs_out) k_out = k_out + 1;
+      cycle = cycle + 1;
+    end
+    $writememh(out_file, out_mem, 0, n_out - 1);
+    $writememh(in_cyc_file, in_cyc, 0, n_in - 1);
+    $writememh(out_cyc_file, out_cyc, 0, n_out - 1);
+    $display("HWGEN_BULK_DONE k_in=%0d k_out=%0d cycles=%0d", k_in, k_out, cycle);
+    $finish;
+  end
+endmodule
+"""
+
+
+def _bucket(n: int) -> int:
+    """Memory depth: the next power of two >= n (min 1024), so nearby sizes share one build."""
+    return max(1024, 1 << (max(n, 1) - 1).bit_length())
+
+
+def build_bulk(verilog: Path, manifest: dict, depth: int, sim: str) -> Path:
+    check_simulator(sim)
+    streams = {s["name"]: s for s in manifest["streams"]}
+    widths = {p["name"]: p["width"] for p in manifest["ports"]}
+    tb = TESTBENCH.format(iw=widths[streams["i"]["payload"]], ow=widths[streams["o"]["payload"]],
+                          depth=depth, top=manifest["top"])
+    key = hashlib.sha256(json.dumps([verilog.read_text(), tb, sim]).encode()).hexdigest()[:16]
+    out = BUILD / "bulk" / f"{sim}-{manifest['top']}-{key}"
+    binary = out / ("Vhwgen_bulk_tb" if sim == "verilator" else "sim.vvp")
+    if binary.exists():
+        return binary
+    tmp = out.with_name(out.name + f".tmp{uuid.uuid4().hex[:6]}")
+    tmp.mkdir(parents=True)
+    (tmp / "tb.v").write_text(tb)
+    if sim == "verilator":
+        env = dict(os.environ, MAKEFLAGS="CFG_CXXFLAGS_PCH_I=-include")   # see harness.build
+        if shutil.which("ccache"):
+            env.setdefault("OBJCACHE", "ccache")
+        cmd = ["verilator", "--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--threads", "1",
+               "-O3", "-CFLAGS", "-std=c++20 -fcoroutines", "--top-module", "hwgen_bulk_tb", "-Mdir", str(tmp), "tb.v", str(verilog), "-j", "2"]
+    else:
+        env = dict(os.environ)
+        cmd = ["iverilog", "-g2012", "-o", "sim.vvp", "-s", "hwgen_bulk_tb", "tb.v", str(verilog)]
+    proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise RuntimeError(f"bulk testbench build failed ({sim}):\n{proc.stderr[-3000:]}")
+    try:
+        os.replace(tmp, out)
+    except OSError:                              # another worker finished the same build first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return binary
+
+
+def _write_hex(path: Path, values: list[int], width: int):
+    digits = (width + 3) // 4
+    path.write_text("\n".join(format(v, f"0{digits}x") for v in values) + "\n")
+
+
+def _read_hex(path: Path) -> list[int]:
+    values = []
+    for line in path.read_text().splitlines():
+        line = line.split("//")[0].strip()      # Icarus writes "// 0x..." address comments
+        values += [int(word, 16) for word in line.split()]
+    return values
+
+
+def run_bulk(config, inputs: dict, n_out: int, *, gap: float = 0.0, backpressure: float = 0.0, seed: int = 1,
+             sim: str = "verilator", name: str | None = None) -> dict:
+    """Run all input beats through the unit inside the simulator; returns the output field arrays, the handshake
+    cycles of every input and output beat, total cycles and wall-clock seconds of the simulation."""
+    verilog, manifest = design(config, name)
+    streams = {s["name"]: s for s in manifest["streams"]}
+    widths = {p["name"]: p["width"] for p in manifest["ports"]}
+    beats = pack_beats(streams["i"]["fields"], inputs)
+    depth = _bucket(max(len(beats), n_out))
+    binary = build_bulk(verilog, manifest, depth, sim)
+    job = BUILD / "jobs" / f"bulk-{uuid.uuid4().hex[:12]}"
+    job.mkdir(parents=True)
+    try:
+        _write_hex(job / "in.hex", beats, widths[streams["i"]["payload"]])
+        args = [f"+n_in={len(beats)}", f"+n_out={n_out}", f"+gap={int(round(gap * 256))}",
+                f"+bp={int(round(backpressure * 256))}", f"+seed={seed}",
+                f"+max_cycles={64 + 4 * (len(beats) + n_out) * int(1 + 8 / max(1e-3, 1 - max(gap, backpressure)))}",
+                "+in=in.hex", "+out=out.hex", "+in_cyc=in_cyc.hex", "+out_cyc=out_cyc.hex"]
+        cmd = [str(binary)] + args if sim == "verilator" else ["vvp", "-n", str(binary)] + args
+        t0 = time.time()
+        proc = subprocess.run(cmd, cwd=job, capture_output=True, text=True)
+        seconds = time.time() - t0
+        done = [line for line in proc.stdout.splitlines() if line.startswith("HWGEN_BULK_DONE")]
+        if proc.returncode or not done:
+            raise RuntimeError(f"bulk simulation failed ({sim}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        stats = dict(kv.split("=") for kv in done[0].split()[1:])
+        if int(stats["k_out"]) != n_out:
+            raise AssertionError(f"timeout: {stats['k_out']} of {n_out} output beats after {stats['cycles']} cycles")
+        out_beats = _read_hex(job / "out.hex")
+        return {"outputs": unpack_beats(streams["o"]["fields"], out_beats), "n_out": len(out_beats),
+                "in_cycles": _read_hex(job / "in_cyc.hex"), "out_cycles": _read_hex(job / "out_cyc.hex"),
+                "cycles": int(stats["cycles"]), "sim_seconds": seconds}
+    finally:
+        shutil.rmtree(job, ignore_errors=True)
