@@ -120,6 +120,15 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from .run_network import print_summary, run_network
+    summary = run_network(args.network, args.config, args.backend, args.rtl_layers, args.limit, args.sim,
+                          out=Path(args.output))
+    print_summary(summary)
+    print(f"wrote {Path(args.output) / ('run-' + args.network + '-' + args.backend + '.json')}")
+    return 0 if summary["mismatches"] == 0 else 1
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(Path(args.output), sim=args.sim)
@@ -186,10 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
                     "processes")
     sw.set_defaults(func=cmd_sweep)
 
+    rn = sub.add_parser("run", help="run a network on the golden model or on simulated RTL",
+                        description="Compiles a network onto an engine, runs it on the golden backend or with "
+                        "layers on the RTL (bulk simulation), and reports accuracy, bit-exact agreement with the "
+                        "golden backend, cycles per inference and simulation speed.")
+    rn.add_argument("network", help="network name (digits-mlp)")
+    rn.add_argument("--config", default="lmuldot-e4m3x16", help="engine config: preset or TOML (lmuldot unit)")
+    rn.add_argument("--backend", default="golden", choices=("golden", "rtl"), help="default: golden")
+    rn.add_argument("--rtl-layers", help="comma-separated layer indices on RTL (default with --backend rtl: all)")
+    rn.add_argument("--limit", type=int, help="only the first N test samples")
+    rn.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="simulator for rtl")
+    rn.add_argument("-o", "--output", default="out/run", help="directory for the JSON record (default: out/run)")
+    rn.set_defaults(func=cmd_run)
+
     d = sub.add_parser("demo", help="the main job on the embedded default: generate, simulate, check, report",
                        description="Generates the default L-Mul designs, runs them in Verilator against the "
-                       "golden model (all 65,536 E4M3 pairs; 16-lane dot products) and prints the error of "
-                       "L-Mul against exact multiplication.")
+                       "golden model (all 65,536 E4M3 pairs; 16-lane dot products), prints the error of "
+                       "L-Mul against exact multiplication, and runs the digits MLP on the LMulDot RTL.")
     d.add_argument("-o", "--output", default="out/demo", help="output directory (default: out/demo)")
     d.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="simulator")
     d.set_defaults(func=cmd_demo)

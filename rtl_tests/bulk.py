@@ -90,8 +90,8 @@ endmodule
 
 
 def _bucket(n: int) -> int:
-    """Memory depth: the next power of two >= n (min 1024), so nearby sizes share one build."""
-    return max(1024, 1 << (max(n, 1) - 1).bit_length())
+    """Memory depth: the next power of two >= n (min 2^16), so most jobs of a design share one build."""
+    return max(1 << 16, 1 << (max(n, 1) - 1).bit_length())
 
 
 def build_bulk(verilog: Path, manifest: dict, depth: int, sim: str) -> Path:

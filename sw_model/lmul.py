@@ -64,7 +64,14 @@ def _fields(codes, fmt: FloatFormat):
 
 
 def _is_nan(c, fmt: FloatFormat):
-    return np.vectorize(fmt.is_nan_code, otypes=[bool])(c) if c.size else np.zeros(c.shape, bool)
+    mag = c & fmt.mag_mask
+    if fmt.special == "ieee":
+        return mag > fmt.inf_code
+    if fmt.special == "fn":
+        return mag == fmt.mag_mask
+    if fmt.special == "fnuz":
+        return c == fmt.sign_mask
+    return np.zeros(c.shape, bool)
 
 
 def _is_inf(mag, fmt: FloatFormat):

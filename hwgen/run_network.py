@@ -1,0 +1,127 @@
+"""`hwgen run NETWORK`: a network on the golden model or on simulated RTL, with a bit-exact comparison.
+
+Networks: `digits-mlp` (sklearn digits, MLP 64-32-10 trained by the project's numpy code with a fixed seed),
+every Linear layer on the L-Mul dot-product engine (E4M3 operands, FP32 accumulation by default).
+The golden backend always runs too: the summary counts RTL results that differ from it (must be 0).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sw_model.configs import load_config
+from sw_model.digits import MLPWeights, load_digits, train_mlp
+from sw_model.network import GoldenBackend, Linear, compile_lmul, run_program
+
+ROOT = Path(__file__).resolve().parent.parent
+NETWORKS = ("digits-mlp",)
+
+
+def _digits_mlp(seed: int = 0):
+    """Data and trained weights (cached in build/models by seed; training takes a few seconds)."""
+    x_train, y_train, x_test, y_test = load_digits(seed=seed)
+    cache = ROOT / "build" / "models" / f"digits_mlp_seed{seed}.npz"
+    if cache.exists():
+        z = np.load(cache)
+        mlp = MLPWeights([z["w0"], z["w1"]], [z["b0"], z["b1"]])
+    else:
+        mlp = train_mlp(x_train, y_train, seed=seed)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, w0=mlp.weights[0], w1=mlp.weights[1], b0=mlp.biases[0], b1=mlp.biases[1])
+    layers = [Linear(mlp.weights[0], mlp.biases[0], relu=True), Linear(mlp.weights[1], mlp.biases[1])]
+    return layers, mlp, (x_train, y_train, x_test, y_test)
+
+
+def parse_rtl_layers(text: str | None, n_layers: int, backend: str) -> list[int]:
+    if text is None:
+        return list(range(n_layers)) if backend == "rtl" else []
+    try:
+        chosen = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        raise ValueError(f"--rtl-layers: got {text!r}, allowed: comma-separated layer indices 0..{n_layers - 1}") \
+            from None
+    bad = [i for i in chosen if not 0 <= i < n_layers]
+    if bad:
+        raise ValueError(f"--rtl-layers: got {bad}, allowed: layer indices 0..{n_layers - 1}")
+    return chosen
+
+
+def run_network(network: str, config_name: str = "lmuldot-e4m3x16", backend: str = "golden",
+                rtl_layers: str | None = None, limit: int | None = None, sim: str = "verilator",
+                batch: int = 256, out: Path | None = None) -> dict:
+    if network not in NETWORKS:
+        raise ValueError(f"network: got {network!r}, allowed: {', '.join(NETWORKS)}")
+    if backend not in ("golden", "rtl"):
+        raise ValueError(f"--backend: got {backend!r}, allowed: golden, rtl")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit: got {limit}, allowed: a positive number of test samples")
+    _, config = load_config(config_name)
+    if config.unit != "lmuldot":
+        raise ValueError(f"--config: got unit {config.unit!r}, allowed: an lmuldot config (the engine of {network})")
+    layers, mlp, (x_train, _, x_test, y_test) = _digits_mlp()
+    if limit:
+        x_test, y_test = x_test[:limit], y_test[:limit]
+    program = compile_lmul(layers, config, x_train)
+    on_rtl = parse_rtl_layers(rtl_layers, len(program.layers), backend)
+    golden = GoldenBackend()
+    rtl = None
+    if on_rtl:
+        from .rtl_backend import RtlBackend
+        rtl = RtlBackend(sim=sim)
+    chosen = [rtl if i in on_rtl else golden for i in range(len(program.layers))]
+
+    t0 = time.time()
+    logits, mismatches, cycles, sim_seconds, beats = [], [0] * len(program.layers), 0, 0.0, 0
+    for start in range(0, len(y_test), batch):
+        xb = x_test[start:start + batch]
+        got, records = run_program(program, xb, chosen)
+        if on_rtl:
+            ref, ref_records = run_program(program, xb, [golden] * len(program.layers))
+            for i, (r, g) in enumerate(zip(records, ref_records)):
+                mismatches[i] += int(np.count_nonzero(r["acc"] != g["acc"]))
+            cycles += sum(r["cycles"] or 0 for r in records)
+            sim_seconds += sum(r.get("sim_seconds", 0.0) for r in records)
+            beats += sum(r.get("beats", 0) for r in records)
+        logits.append(got)
+        done = min(start + batch, len(y_test))
+        bar = "#" * int(30 * done / len(y_test))
+        print(f"\r[{bar:30s}] {done}/{len(y_test)} samples", end="", flush=True)
+    print()
+    wall = time.time() - t0
+    logits = np.concatenate(logits)
+    accuracy = float(np.mean(logits.argmax(axis=1) == y_test))
+    float_accuracy = float(np.mean(mlp.forward(x_test).argmax(axis=1) == y_test))
+    summary = {
+        "network": network, "config": config_name, "backend": backend, "samples": int(len(y_test)),
+        "layers": [{"layer": i, "shape": list(layer.shape), "engine": layer.engine,
+                    "ran_on": "rtl" if i in on_rtl else "golden", "mismatches_vs_golden": mismatches[i]}
+                   for i, layer in enumerate(program.layers)],
+        "host_ops": "input scaling/encode, bias add, ReLU, dequantize (float32) on the host for every layer",
+        "accuracy": accuracy, "float_accuracy": float_accuracy, "mismatches": sum(mismatches),
+        "wall_s": round(wall, 2),
+    }
+    if on_rtl:
+        summary.update(cycles_total=cycles, cycles_per_inference=cycles / len(y_test),
+                       engine_utilization=beats / cycles if cycles else None,
+                       simulated_cycles_per_s=cycles / sim_seconds if sim_seconds else None)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"run-{network}-{backend}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def print_summary(s: dict):
+    print(f"network {s['network']} on {s['backend']} ({s['config']}), {s['samples']} test samples")
+    for layer in s["layers"]:
+        print(f"  layer {layer['layer']}: {layer['shape'][0]}x{layer['shape'][1]} on {layer['engine']} "
+              f"[{layer['ran_on']}], mismatches vs golden: {layer['mismatches_vs_golden']}")
+    print(f"  host: {s['host_ops']}")
+    print(f"  accuracy {s['accuracy']:.4f} (float64 network: {s['float_accuracy']:.4f}); "
+          f"mismatches vs golden: {s['mismatches']}")
+    if "cycles_total" in s:
+        print(f"  cycles per inference {s['cycles_per_inference']:.0f}, engine utilization "
+              f"{s['engine_utilization']:.3f} beats/cycle, simulated {s['simulated_cycles_per_s']:.0f} cycles/s")
+    print(f"  wall time {s['wall_s']} s")

@@ -1,0 +1,53 @@
+"""Networks on the golden backend: the compiled L-Mul digits MLP keeps the float network's accuracy, the layer
+compiler scales operands into the normal range, and bad input is rejected clearly."""
+import numpy as np
+import pytest
+
+from hwgen.run_network import parse_rtl_layers, run_network
+from sw_model.digits import load_digits
+from sw_model.lmul_config import LMulDotConfig
+from sw_model.network import GoldenBackend, Linear, compile_lmul, run_layer
+
+
+def test_digits_data_is_real():
+    x_train, y_train, x_test, y_test = load_digits()
+    assert x_train.shape == (1438, 64) and x_test.shape == (359, 64)
+    assert x_train.min() == 0 and x_train.max() == 16 and set(np.unique(y_test)) == set(range(10))
+
+
+def test_digits_mlp_golden_accuracy(tmp_path):
+    s = run_network("digits-mlp", out=tmp_path)
+    assert s["samples"] == 359 and s["mismatches"] == 0
+    assert s["float_accuracy"] > 0.95
+    assert s["accuracy"] >= s["float_accuracy"] - 0.01, "E4M3 L-Mul may cost at most one point"
+    assert (tmp_path / "run-digits-mlp-golden.json").exists()
+
+
+def test_layer_matches_float_within_lmul_error():
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(0, 0.3, (7, 20)), rng.normal(0, 0.1, 7)
+    x = rng.uniform(0, 4, (50, 20))
+    cfg = LMulDotConfig(lanes=8)
+    prog = compile_lmul([Linear(w, b)], cfg, x)
+    layer = prog.layers[0]
+    assert layer.w_codes.shape == (7, 24)                       # K padded to a multiple of the lanes
+    assert np.abs(layer.w_codes[:, :20]).max() > 0 and not layer.w_codes[:, 20:].any()
+    y, acc, _ = run_layer(layer, cfg, x, GoldenBackend())
+    exact = x @ w.T + b
+    rel = np.abs(y - exact).mean() / np.abs(exact).mean()
+    assert 0.005 < rel < 0.1, rel                               # L-Mul error, not garbage and not exact
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="network: got 'mnist', allowed: digits-mlp"):
+        run_network("mnist")
+    with pytest.raises(ValueError, match="--limit: got 0"):
+        run_network("digits-mlp", limit=0)
+    with pytest.raises(ValueError, match="--config: got unit 'lmul'"):
+        run_network("digits-mlp", config_name="lmul-e4m3")
+    with pytest.raises(ValueError, match=r"--rtl-layers: got \[2\], allowed: layer indices 0..1"):
+        parse_rtl_layers("0,2", 2, "rtl")
+    with pytest.raises(ValueError, match="--rtl-layers: got 'a'"):
+        parse_rtl_layers("a", 2, "rtl")
+    with pytest.raises(ValueError, match="layer 0: input width 5 does not match"):
+        compile_lmul([Linear(np.ones((2, 4)), np.zeros(2))], LMulDotConfig(lanes=4), np.ones((3, 5)))
