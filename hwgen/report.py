@@ -31,12 +31,12 @@ import time
 from pathlib import Path
 
 from amaranth.back import verilog
-from amaranth.hdl import Module, Shape, Signal, Value
+from amaranth.hdl import Cat, Module, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
-    "TARGETS", "DoesNotFitError", "registered_harness", "harness_ports", "synthesize",
+    "TARGETS", "DoesNotFitError", "registered_harness", "harness_ports", "port_bits", "synthesize",
     "format_report",
 ]
 
@@ -163,54 +163,80 @@ def harness_ports(component: wiring.Component) -> list[tuple[str, wiring.Flow, S
 
 
 class _RegisteredHarness(wiring.Component):
-    """Flat-port wrapper: unit inputs come from flops, unit outputs go into flops (sync domain)."""
+    """Flat-port wrapper: unit inputs come from flops, unit outputs go into flops (sync domain).
 
-    def __init__(self, unit: wiring.Component, members: dict, port_map: list):
+    With `scan`, the input flops form one shift chain fed from pin `scan_in`, and the output flops are folded
+    by an XOR tree into pin `scan_out` (registered): every unit port stays live and registered with two pins,
+    at the cost of the XOR tree (about one LUT4 per three output bits)."""
+
+    def __init__(self, unit: wiring.Component, members: dict, port_map: list, scan: bool):
         self._unit = unit
         self._map = port_map             # (flat name, flow, unit value)
+        self._scan = scan
         self.unit_name = type(unit).__name__
         super().__init__(wiring.Signature(members))
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.unit = self._unit
+        in_regs, out_regs = [], []
         for name, flow, unit_value in self._map:
-            port = Value.cast(getattr(self, name))
             unit_value = Value.cast(unit_value)
+            reg = Signal(unit_value.shape(), name=f"{name}_{'in' if flow == wiring.In else 'out'}_q")
             if flow == wiring.In:
-                reg = Signal(port.shape(), name=f"{name}_in_q")
-                m.d.sync += reg.eq(port)
                 m.d.comb += unit_value.eq(reg)
+                in_regs.append(reg)
+                if not self._scan:
+                    m.d.sync += reg.eq(getattr(self, name))
             else:
-                m.d.sync += port.eq(unit_value)
+                m.d.sync += reg.eq(unit_value)
+                out_regs.append(reg)
+                if not self._scan:
+                    m.d.comb += Value.cast(getattr(self, name)).eq(reg)
+        if self._scan:
+            chain = Cat(*in_regs)
+            if len(chain):
+                m.d.sync += chain.eq(Cat(self.scan_in, chain[:-1]))
+            folded = Cat(*out_regs)
+            m.d.sync += self.scan_out.eq(folded.xor() if len(folded) else 0)
         # Keep the sync domain (clk/rst ports) even for a unit without ports.
         heartbeat = Signal(name="harness_heartbeat")
         m.d.sync += heartbeat.eq(~heartbeat)
         return m
 
 
-def registered_harness(component: wiring.Component) -> wiring.Component:
+def registered_harness(component: wiring.Component, scan: bool = False) -> wiring.Component:
     """Wrap ``component`` so that its inputs are driven from registers and its outputs are
     registered (``sync`` domain; the harness top gets ``clk``/``rst``).
 
     The harness's ports carry the same flattened names (``a__b`` for nested members, ``x__0`` for
     arrays), directions and shapes as the unit's ports. Elaborate the harness, not the unit: the
-    unit becomes the harness's submodule ``unit``.
+    unit becomes the harness's submodule ``unit``. ``scan=True`` replaces all ports by ``scan_in`` and
+    ``scan_out`` (see :class:`_RegisteredHarness`) for units wider than the package has pins.
     """
     # Validate before creating the harness (an unused, half-built Elaboratable would warn).
     if not isinstance(component, wiring.Component):
         raise TypeError(f"registered_harness() needs an amaranth.lib.wiring.Component, "
                         f"not {component!r}")
-    members = {}
+    members = {"scan_in": In(1), "scan_out": Out(1)} if scan else {}
     port_map = []
     for path, member, value in component.signature.flatten(component):
         name = _port_name(path)
         if name in ("clk", "rst"):
             raise ValueError(f"port {name!r} of {type(component).__name__} collides with the "
                              f"harness's sync-domain {name!r} port; rename it")
-        members[name] = (In if member.flow == wiring.In else Out)(member.shape, init=member.init)
+        if not scan:
+            members[name] = (In if member.flow == wiring.In else Out)(member.shape, init=member.init)
         port_map.append((name, member.flow, value))
-    return _RegisteredHarness(component, members, port_map)
+    return _RegisteredHarness(component, members, port_map, scan)
+
+
+#: User I/O pins per package (the registered harness needs one per unit port bit, plus clk and rst).
+PACKAGE_PINS = {"CABGA256": 197, "CABGA381": 197, "SG48": 39, "CT256": 206, "TQ144": 95, "CM81": 62}
+
+
+def port_bits(component: wiring.Component) -> int:
+    return sum(Shape.cast(shape).width for _, _, shape in harness_ports(component))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -369,13 +395,14 @@ def synthesize(component: wiring.Component, target: str, *, dsp: bool = True,
                workdir: str | Path | None = None, part: str | None = None,
                package: str | None = None, freq_mhz: float | None = None, seed: int = 1,
                name: str | None = None, harness: bool = True, pnr: bool = True,
-               timeout: float | None = 1800) -> dict:
+               timeout: float | None = 1800, scan: bool | None = None) -> dict:
     """Synthesize ``component`` (inside :func:`registered_harness`) for ``target`` and, on ECP5 and
     iCE40, place and route it to read the Fmax of the sync clock.
 
     ``target`` is a key of :data:`TARGETS` (``"ecp5"``, ``"ice40"``, ``"xc7"``); ``part`` picks
     another part of the family (e.g. ``"hx8k"``); ``dsp=False`` keeps multipliers in the fabric.
-    ``pnr=False`` skips nextpnr. ``harness=False`` synthesizes ``component`` as is (it must then
+    ``scan`` picks the scan harness (None: automatically when the unit has more port bits than the
+    package has pins). ``pnr=False`` skips nextpnr. ``harness=False`` synthesizes ``component`` as is (it must then
     register its own ports for the Fmax to mean anything).
 
     Returns a dict with ``target``, ``part``, ``package``, ``name``, ``lut``, ``ff``, ``carry``,
@@ -416,7 +443,12 @@ def synthesize(component: wiring.Component, target: str, *, dsp: bool = True,
 
     # 1. Amaranth -> Verilog
     t0 = time.perf_counter()
-    top = registered_harness(component) if harness else component
+    if scan is None:                       # too many port bits for the package's pins: use the scan harness
+        scan = harness and package is not None and port_bits(component) + 2 > PACKAGE_PINS.get(package.upper(), 10**6)
+    if scan:
+        notes.append(f"scan harness: {port_bits(component)} port bits behind scan_in/scan_out "
+                     f"(+ an XOR tree of the output bits)")
+    top = registered_harness(component, scan=scan) if harness else component
     verilog_text = verilog.convert(top, name="top", emit_src=False)
     (workdir / "top.v").write_text(verilog_text)
     seconds["convert"] = time.perf_counter() - t0
