@@ -129,6 +129,25 @@ def cmd_run(args) -> int:
     return 0 if summary["mismatches"] == 0 else 1
 
 
+def cmd_build(args) -> int:
+    from .build import build
+    r = build(args.board, args.config, args.output, seed=args.seed)
+    b, br = r["board"], r["bridge"]
+    print(f"{b['name']} ({b['part']}): bridge {br['baud']} baud (divisor {br['divisor']}), "
+          f"{br['in_bytes']} bytes in / {br['out_bytes']} bytes out per beat, id 0x{br['ident']:08x}")
+    if r.get("fmax_mhz") is not None:
+        print(f"Fmax {r['fmax_mhz']:.1f} MHz (board clock {b['clock_hz'] / 1e6:g} MHz); " + ", ".join(
+            f"{k} {v['used']}/{v['available']}" for k, v in sorted(r["utilization"].items()) if v["used"]))
+    if r.get("resources"):
+        print("resources (synthesis only): " + ", ".join(f"{k} {v}" for k, v in r["resources"].items()))
+    if r["bitstream"]:
+        print(f"wrote {r['bitstream']} and {r['record']} ({r['seconds']['total']:.1f} s)")
+    else:
+        print(f"wrote {r['record']}; no bitstream (resources only: no open {b['family']} bitstream flow) "
+              f"({r['seconds']['total']:.1f} s)")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(Path(args.output), sim=args.sim)
@@ -207,6 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="simulator for rtl")
     rn.add_argument("-o", "--output", default="out/run", help="directory for the JSON record (default: out/run)")
     rn.set_defaults(func=cmd_run)
+
+    bd = sub.add_parser("build", help="a bitstream of a design behind the UART host bridge for a board",
+                        description="Puts the design behind the UART bridge (docs/boards.md), builds it with the "
+                        "YoWASP tools (yosys, nextpnr, icepack/ecppack) and writes DIR/<name>-<board>.bin|.bit and "
+                        ".json; xc7 boards give resources only. Fails naming the resource when it does not fit.")
+    bd.add_argument("board", help="board name (see boards/: icebreaker, ulx3s-85f, arty-a7-35t) or a board TOML")
+    bd.add_argument("--config", required=True, help="preset name or TOML file")
+    bd.add_argument("-o", "--output", default="out/build", help="output directory (default: out/build)")
+    bd.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
+    bd.set_defaults(func=cmd_build)
 
     d = sub.add_parser("demo", help="the main job on the embedded default: generate, simulate, check, report",
                        description="Generates the default L-Mul designs, runs them in Verilator against the "

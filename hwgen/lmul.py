@@ -32,7 +32,7 @@ class LMul(wiring.Component):
         super().__init__(_binary_signature(config.format.bits))
 
     def timing(self) -> dict:
-        return {"latency": self.config.pipeline, "ii": 1}
+        return {"latency": self.config.pipeline, "ii": 1, "ops_per_cycle": 1}
 
     def elaborate(self, platform):
         m = Module()
@@ -57,7 +57,7 @@ class FMul(wiring.Component):
         super().__init__(_binary_signature(config.format.bits))
 
     def timing(self) -> dict:
-        return {"latency": self.config.pipeline, "ii": 1}
+        return {"latency": self.config.pipeline, "ii": 1, "ops_per_cycle": 1}
 
     def elaborate(self, platform):
         m = Module()
@@ -100,8 +100,8 @@ class LMulDot(wiring.Component):
         })
 
     def timing(self) -> dict:
-        """Latency counts from the handshake of a vector's last beat."""
-        return {"latency": self.config.pipeline + 1, "ii": 1}
+        """Latency counts from the handshake of a vector's last beat; `lanes` multiplies per cycle."""
+        return {"latency": self.config.pipeline + 1, "ii": 1, "ops_per_cycle": self.config.lanes}
 
     def elaborate(self, platform):
         m = Module()
