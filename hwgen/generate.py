@@ -114,3 +114,7 @@ from . import lmul as _lmul  # noqa: E402
 
 for _unit, _cls in (("lmul", _lmul.LMul), ("fmul", _lmul.FMul), ("lmuldot", _lmul.LMulDot)):
     register_component(_unit, _cls)
+
+from . import sparse_chain as _sparse_chain  # noqa: E402
+
+register_component("sparse_chain", _sparse_chain.SparseChain)

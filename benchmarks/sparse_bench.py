@@ -1,0 +1,148 @@
+"""Sparse DSP chain: effective throughput from RTL cycle counts and resources from Yosys, in one run.
+
+Throughput: a GEMV of `rows` x K int8 rows per mode, run on the Verilator model of each preset with no gaps and
+no backpressure; cycles = last output handshake - first input handshake + 1. Effective MACs are the
+dense-equivalent multiply-adds the GEMV stands for (rows * K, x2 lanes when packed), so pruned weights skipped
+by the sparse mux count as done work; DSP slot use = kept-weight multiplies / (cycles * stages).
+Resources: `hwgen.report.synthesize` on the registered harness (xc7 and ECP5, synthesis only: the beat is wider
+than any package's pins), the xc7 DSP cascade check of `hwgen.sparse_synth`, and nextpnr-ecp5 Fmax of a
+2-stage chain whose ports fit the CABGA256 pins.
+
+    python benchmarks/sparse_bench.py [--rows 32] [--k 512] [--presets sparse-chain-8,...] [--out docs/results]
+writes docs/results/sparse_bench.json and docs/results/sparse_bench.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "rtl_tests"))
+
+from harness import design, run_vectors  # noqa: E402
+
+from hwgen.report import synthesize  # noqa: E402
+from hwgen.sparse_chain import SparseChain  # noqa: E402
+from hwgen.sparse_synth import synth_chain  # noqa: E402
+from sw_model import sparse as sp  # noqa: E402
+from sw_model.configs import load_config  # noqa: E402
+from sw_model.sparse_config import SparseChainConfig  # noqa: E402
+from sw_model.sparse_workload import expected, random_acts, random_row  # noqa: E402
+
+PRESETS = ["sparse-chain-8", "sparse-chain-16", "sparse-chain-8-int4", "sparse-chain-8-packed",
+           "sparse-chain-8-packed-lane16"]
+
+
+def gemv_beats(cfg, mode, rows: int, k: int, rng):
+    parts = []
+    for _ in range(rows):
+        _, values, indices = random_row(rng, k, mode, cfg.weight_bits)
+        x2 = random_acts(rng, k) if cfg.packed else None
+        parts.append(sp.pack_dot(values, random_acts(rng, k), mode, cfg.stages, cfg.x_width, indices=indices,
+                                 x2=x2))
+    return sp.concat_beats(parts)
+
+
+def throughput(name: str, cfg, rows: int, k: int) -> list[dict]:
+    rng = np.random.default_rng(0)
+    _, manifest = design(cfg, name.replace("-", "_"))
+    out = []
+    for mode in cfg.modes:
+        n, m = sp.MODE_NM[mode]
+        beats = gemv_beats(cfg, mode, rows, k, rng)
+        res = run_vectors(cfg, beats, expected(cfg, beats), gap=0.0, backpressure=0.0,
+                          name=name.replace("-", "_"))
+        assert not res["mismatches"] and res["n_out"] == rows
+        cycles = res["out_cycles"][-1] - res["in_cycles"][0] + 1
+        model = len(beats["mode"]) + manifest["latency"]
+        lanes = 2 if cfg.packed else 1
+        dense_macs = rows * k * lanes
+        slots = len(beats["mode"]) * sp.active_stages(mode, cfg.stages) * lanes
+        out.append({"preset": name, "mode": "dense" if m == 1 else f"{n}:{m}", "rows": rows, "k": k,
+                    "beats": len(beats["mode"]), "cycles": cycles, "cycles_model": model,
+                    "effective_macs_per_cycle_per_dsp": dense_macs / cycles / cfg.stages,
+                    "dsp_slot_use": slots / lanes / cycles / cfg.stages})
+    dense = out[0]["effective_macs_per_cycle_per_dsp"]
+    for row in out:
+        row["speedup_vs_dense"] = row["effective_macs_per_cycle_per_dsp"] / dense
+    return out
+
+
+def resources(name: str, cfg) -> list[dict]:
+    rows = []
+    for target in ("xc7", "ecp5"):
+        r = synth_chain(cfg, target, name=name)
+        rows.append({"preset": name, "target": target, "stages": cfg.stages, **{k: r[k] for k in
+                     ("lut", "ff", "carry", "dsp", "lutram")}, "cells": r["cells"], "cascade": r.get("cascade"),
+                     "yosys": r["yosys_version"]})
+    return rows
+
+
+def fmax_probe() -> dict:
+    cfg = SparseChainConfig(stages=2)
+    r = synthesize(SparseChain(cfg), "ecp5", name="sparse_s2_fmax")
+    return {"config": "stages=2 (int8)", "target": "ecp5 LFE5U-25F CABGA256 speed 6", "fmax_mhz": r["fmax_mhz"],
+            "lut": r["lut"], "ff": r["ff"], "dsp": r["dsp"], "nextpnr": r["nextpnr_version"]}
+
+
+def markdown(thr, res, fmax, args) -> str:
+    lines = ["# Sparse DSP chain: throughput and resources", "",
+             f"Measured by `python benchmarks/sparse_bench.py --rows {args.rows} --k {args.k}` "
+             f"({time.strftime('%Y-%m-%d')}). Throughput from Verilator cycle counts (no gaps, no backpressure); "
+             "effective MACs = dense-equivalent MACs of the GEMV (rows x K, x2 lanes when packed).", "",
+             "## Throughput", "",
+             "| preset | mode | beats | cycles | model (beats + latency) | effective MACs/cycle/DSP | vs dense |"
+             " DSP slot use |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for t in thr:
+        lines.append(f"| {t['preset']} | {t['mode']} | {t['beats']} | {t['cycles']} | {t['cycles_model']} | "
+                     f"{t['effective_macs_per_cycle_per_dsp']:.3f} | {t['speedup_vs_dense']:.3f}x | "
+                     f"{100 * t['dsp_slot_use']:.1f} % |")
+    lines += ["", "## Resources (Yosys, registered harness: FF includes the harness's port registers)", "",
+              "| preset | target | stages | DSP | LUT | LUT/stage | FF | carry | LUTRAM | xc7 cascade links |"
+              " xc7 A/B/M/P regs |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in res:
+        c = r["cascade"] or {}
+        lines.append(f"| {r['preset']} | {r['target']} | {r['stages']} | {r['dsp']} | {r['lut']} | "
+                     f"{r['lut'] / r['stages']:.0f} | {r['ff']} | {r['carry']} | {r['lutram']} | "
+                     f"{c.get('pcin_links', '—')} | {c.get('areg_breg_mreg_preg', '—')} |")
+    if fmax:
+        lines += ["", f"Fmax probe ({fmax['config']}, {fmax['target']}, registered harness): "
+                      f"**{fmax['fmax_mhz']:.1f} MHz** ({fmax['lut']} LUT, {fmax['ff']} FF, {fmax['dsp']} MULT18X18D; "
+                      f"{fmax['nextpnr']})."]
+    lines += ["", f"Tools: {res[0]['yosys'] if res else ''}.", ""]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=32)
+    ap.add_argument("--k", type=int, default=512)
+    ap.add_argument("--presets", default=",".join(PRESETS))
+    ap.add_argument("--no-synth", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
+    args = ap.parse_args()
+    thr, res = [], []
+    for name in args.presets.split(","):
+        _, cfg = load_config(name)
+        thr += throughput(name, cfg, args.rows, args.k)
+        print(json.dumps(thr[-len(cfg.modes):]), flush=True)
+        if not args.no_synth:
+            res += resources(name, cfg)
+            print(json.dumps([{k: v for k, v in r.items() if k != "cells"} for r in res[-2:]]), flush=True)
+    fmax = None if args.no_synth else fmax_probe()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sparse_bench.json").write_text(json.dumps({"throughput": thr, "resources": res, "fmax": fmax,
+                                                       "rows": args.rows, "k": args.k}, indent=2) + "\n")
+    (out / "sparse_bench.md").write_text(markdown(thr, res, fmax, args))
+    print((out / "sparse_bench.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
