@@ -91,19 +91,20 @@ def _plots(rows: list[dict], out: Path) -> list[str]:
     err = out / "lmul_error.json"
     if err.exists():
         data = json.loads(err.read_text())
-        rows_e = data.get("random", {}).get("rows", data.get("rows", []))
         pts = {}
-        for r in rows_e if isinstance(rows_e, list) else []:
-            name = str(r.get("row", r.get("name", "")))
-            k = r.get("man_bits") or r.get("k")
-            val = r.get("mre_vs_unrounded") or r.get("vs_unrounded")
-            if k and val and name.startswith("L-Mul"):
-                pts.setdefault(name.split(",")[0], []).append((k, val))
+        for r in data.get("random", []):          # rows "L-Mul adder, k=3" with vs_exact.mean
+            name, _, k = r["label"].partition(", k=")
+            if name.startswith("L-Mul") and k:
+                pts.setdefault(name, []).append((int(k), r["vs_exact"]["mean"]))
+        refs = {r["label"]: r["vs_exact"]["mean"] for r in data.get("random", []) if "(FMul)" in r["label"]}
         if pts:
             fig, ax = plt.subplots(figsize=(6, 4))
             for name, p in pts.items():
                 p.sort()
                 ax.plot([k for k, _ in p], [v for _, v in p], "o-", label=name)
+            for label, value in refs.items():
+                ax.axhline(value, linestyle="--", linewidth=0.8, color="0.4")
+                ax.annotate(label, (2, value), fontsize=7, xytext=(0, 2), textcoords="offset points")
             ax.set_xlabel("mantissa bits")
             ax.set_ylabel("mean relative error vs exact product")
             ax.legend()

@@ -7,9 +7,10 @@ confirms that the file agrees with the amaranth-boards definition it names.
 from __future__ import annotations
 
 import importlib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sw_model.configs import read_toml
 
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
 FAMILIES = ("ice40", "ecp5", "xc7")
@@ -126,13 +127,7 @@ def load_board(name: str, boards_dir: Path = BOARDS_DIR) -> Board:
             allowed = ", ".join(files) or f"(no board files in {boards_dir})"
             raise BoardError(f"board: got {name!r}, allowed: {allowed}")
         path = files[key]
-    if not path.is_file():
-        raise BoardError(f"board: file {str(path)!r} does not exist")
-    try:
-        d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise BoardError(f"board: {str(path)!r} is not valid TOML: {e}") from None
-    return board_from_dict(d, str(path))
+    return board_from_dict(read_toml(path, "board", BoardError), str(path))
 
 
 def check_platform(board: Board) -> list[str]:

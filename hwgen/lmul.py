@@ -8,31 +8,37 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.lmul_config import FMulConfig, LMulConfig, LMulDotConfig
+from sw_model.lmul_config import LMulDotConfig
 
 from . import float_ops as fo
 from .pipeline import staged_pipeline
 
 
-def _binary_signature(width: int):
-    return {
-        "i": In(stream.Signature(data.StructLayout({"a": width, "b": width}))),
-        "o": Out(stream.Signature(data.StructLayout({"p": width}))),
-    }
+class _BinaryUnit(wiring.Component):
+    """Shared interface of LMul and FMul: stream `i` of {a, b} codes, stream `o` of {p} codes, one per cycle."""
+
+    def __init__(self, config):
+        self.config = config
+        width = config.format.bits
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({"a": width, "b": width}))),
+            "o": Out(stream.Signature(data.StructLayout({"p": width}))),
+        })
+
+    def timing(self) -> dict:
+        return {"latency": self.config.pipeline, "ii": 1, "ops_per_cycle": 1}
+
+    def _run(self, m, stages):
+        out = staged_pipeline(m, stages, {"a": self.i.payload.a, "b": self.i.payload.b},
+                              self.i.valid, self.i.ready, self.o.valid, self.o.ready, self.config.pipeline)
+        m.d.comb += self.o.payload.p.eq(out["p"])
 
 
-class LMul(wiring.Component):
+class LMul(_BinaryUnit):
     """L-Mul of two codes of `config.fmt` per beat: `i.payload.{a,b}` -> `o.payload.p` (same format).
 
     Stage 1 is the integer adder (or the formula's renormalisation), stage 2 the zero/underflow/overflow/NaN
     policy. II = 1, latency = `config.pipeline` cycles."""
-
-    def __init__(self, config: LMulConfig):
-        self.config = config
-        super().__init__(_binary_signature(config.format.bits))
-
-    def timing(self) -> dict:
-        return {"latency": self.config.pipeline, "ii": 1, "ops_per_cycle": 1}
 
     def elaborate(self, platform):
         m = Module()
@@ -41,23 +47,14 @@ class LMul(wiring.Component):
             lambda m, v: fo.lmul_raw(v["a"], v["b"], fmt, cfg.mode),
             lambda m, v: {"p": fo.finish(m, v["sign"], v["r"], v["nan"], v["inf"], v["zero"], fmt, cfg.overflow)},
         ]
-        out = staged_pipeline(m, stages, {"a": self.i.payload.a, "b": self.i.payload.b},
-                              self.i.valid, self.i.ready, self.o.valid, self.o.ready, cfg.pipeline)
-        m.d.comb += self.o.payload.p.eq(out["p"])
+        self._run(m, stages)
         return m
 
 
-class FMul(wiring.Component):
+class FMul(_BinaryUnit):
     """Exact product of two codes of `config.fmt`, rounded to nearest even, subnormals in and out:
     `i.payload.{a,b}` -> `o.payload.p`. Stages: significand multiply, normalise, round + policy.
     II = 1, latency = `config.pipeline` cycles."""
-
-    def __init__(self, config: FMulConfig):
-        self.config = config
-        super().__init__(_binary_signature(config.format.bits))
-
-    def timing(self) -> dict:
-        return {"latency": self.config.pipeline, "ii": 1, "ops_per_cycle": 1}
 
     def elaborate(self, platform):
         m = Module()
@@ -74,9 +71,7 @@ class FMul(wiring.Component):
                                    subnormals=True)}
 
         stages = [lambda m, v: fo.fmul_product(v["a"], v["b"], fmt), normalize, round_and_finish]
-        out = staged_pipeline(m, stages, {"a": self.i.payload.a, "b": self.i.payload.b},
-                              self.i.valid, self.i.ready, self.o.valid, self.o.ready, cfg.pipeline)
-        m.d.comb += self.o.payload.p.eq(out["p"])
+        self._run(m, stages)
         return m
 
 

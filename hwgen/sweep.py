@@ -28,13 +28,12 @@ import json
 import os
 import sys
 import time
-import tomllib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 
-from sw_model.configs import ConfigError, config_from_dict, config_to_dict
+from sw_model.configs import ConfigError, config_from_dict, config_to_dict, read_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DEFAULTS = {"targets": ["ecp5"], "dsp": False, "workload": "lmul-error", "samples": 20000, "rtl_samples": 2000}
@@ -43,12 +42,7 @@ RUN_DEFAULTS = {"targets": ["ecp5"], "dsp": False, "workload": "lmul-error", "sa
 def load_spec(path) -> dict:
     """Parse and validate a sweep spec; returns {name, points: [config], run: {...}}."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep spec: file {str(path)!r} does not exist")
-    try:
-        spec = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"sweep spec: {str(path)!r} is not valid TOML: {e}") from None
+    spec = read_toml(path, "sweep spec")
     unknown = set(spec) - {"name", "unit", "base", "grid", "run"}
     if unknown:
         raise ConfigError(f"sweep spec: unknown key(s) {sorted(unknown)}, allowed: name, unit, base, grid, run")

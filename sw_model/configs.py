@@ -82,6 +82,17 @@ def config_hash(cfg) -> str:
     return hashlib.sha256(json.dumps(config_to_dict(cfg), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def read_toml(path, what: str, error=ConfigError) -> dict:
+    """Parse a TOML file; a missing file or bad TOML raises `error` naming `what` and the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what}: file {str(path)!r} does not exist")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{what}: {str(path)!r} is not valid TOML: {e}") from None
+
+
 def load_config(name_or_path: str):
     """Resolve a preset name or a TOML file into (design name, config).
 
@@ -92,12 +103,7 @@ def load_config(name_or_path: str):
     if path.suffix != ".toml":
         raise ConfigError(f"config: got {name_or_path!r}, allowed: a TOML file or a preset "
                           f"({', '.join(PRESETS)})")
-    if not path.is_file():
-        raise ConfigError(f"config: file {name_or_path!r} does not exist")
-    try:
-        d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config: {name_or_path!r} is not valid TOML: {e}") from None
+    d = read_toml(path, "config")
     name = d.pop("name", path.stem)
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError(f"name: got {name!r}, allowed: a letter then letters, digits, '-' or '_' (<= 64 chars)")

@@ -8,6 +8,14 @@ from .formats import FloatFormat, get_format
 from .lmul import MODES, OVERFLOW_POLICIES
 
 
+def check_overflow(fmt_name: str, overflow: str):
+    """`overflow` is a known policy, and "inf" only for formats that have Inf or NaN."""
+    fmt = get_format(fmt_name)
+    check_choice("overflow", overflow, OVERFLOW_POLICIES)
+    if overflow == "inf" and not fmt.has_nan:
+        raise ConfigError(f"overflow: got 'inf', but fmt {fmt_name} has no Inf or NaN; allowed: saturate")
+
+
 @dataclass(frozen=True)
 class LMulConfig:
     """One L-Mul unit: `fmt` codes in and out, `mode` adder|formula, `overflow` saturate|inf,
@@ -19,11 +27,9 @@ class LMulConfig:
     unit = "lmul"
 
     def __post_init__(self):
-        fmt = check_float_format("fmt", self.fmt)
+        check_float_format("fmt", self.fmt)
         check_choice("mode", self.mode, MODES)
-        check_choice("overflow", self.overflow, OVERFLOW_POLICIES)
-        if self.overflow == "inf" and not fmt.has_nan:
-            raise ConfigError(f"overflow: got 'inf', but fmt {self.fmt} has no Inf or NaN; allowed: saturate")
+        check_overflow(self.fmt, self.overflow)
         check_int("pipeline", self.pipeline, 0, 4)
 
     @property
@@ -40,10 +46,8 @@ class FMulConfig:
     unit = "fmul"
 
     def __post_init__(self):
-        fmt = check_float_format("fmt", self.fmt)
-        check_choice("overflow", self.overflow, OVERFLOW_POLICIES)
-        if self.overflow == "inf" and not fmt.has_nan:
-            raise ConfigError(f"overflow: got 'inf', but fmt {self.fmt} has no Inf or NaN; allowed: saturate")
+        check_float_format("fmt", self.fmt)
+        check_overflow(self.fmt, self.overflow)
         check_int("pipeline", self.pipeline, 0, 4)
 
     @property
@@ -67,9 +71,7 @@ class LMulDotConfig:
         fmt = check_float_format("fmt", self.fmt, max_bits=16)
         acc = check_float_format("acc_fmt", self.acc_fmt)
         check_choice("mode", self.mode, MODES)
-        check_choice("overflow", self.overflow, OVERFLOW_POLICIES)
-        if self.overflow == "inf" and not fmt.has_nan:
-            raise ConfigError(f"overflow: got 'inf', but fmt {self.fmt} has no Inf or NaN; allowed: saturate")
+        check_overflow(self.fmt, self.overflow)
         check_int("lanes", self.lanes, 1, 256)
         check_int("pipeline", self.pipeline, 0, 1 + 8)
         if acc.special != "ieee":
