@@ -118,3 +118,7 @@ for _unit, _cls in (("lmul", _lmul.LMul), ("fmul", _lmul.FMul), ("lmuldot", _lmu
 from . import sparse_chain as _sparse_chain  # noqa: E402
 
 register_component("sparse_chain", _sparse_chain.SparseChain)
+
+from . import attention as _attention  # noqa: E402
+
+register_component("attention", _attention.AttentionArray)
