@@ -115,6 +115,11 @@ from . import lmul as _lmul  # noqa: E402
 for _unit, _cls in (("lmul", _lmul.LMul), ("fmul", _lmul.FMul), ("lmuldot", _lmul.LMulDot)):
     register_component(_unit, _cls)
 
+from . import snn_core as _snn_core, snn_sdsa as _snn_sdsa  # noqa: E402
+
+register_component("snn_core", _snn_core.SNNCore)
+register_component("sdsa", _snn_sdsa.SDSA)
+
 from . import sparse_chain as _sparse_chain  # noqa: E402
 
 register_component("sparse_chain", _sparse_chain.SparseChain)

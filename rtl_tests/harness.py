@@ -136,10 +136,12 @@ def run_bench(verilog: Path, manifest: dict, bench_module: str, env: dict, sim: 
 
 
 def run_vectors(config, inputs: dict, expected: dict, *, sim: str = "verilator", gap: float = 0.3,
-                backpressure: float = 0.3, seed: int = 0, waves: bool = False, name: str | None = None) -> dict:
+                backpressure: float = 0.3, seed: int = 0, waves: bool = False, name: str | None = None,
+                timeout_cycles: int | None = None) -> dict:
     """Drive `inputs` (field -> array) through the unit of `config` with random gaps and backpressure, compare
     the outputs with `expected` (field -> array, from the golden model) bit for bit, and return the summary
-    (handshake cycles of every input and output beat, mismatches)."""
+    (handshake cycles of every input and output beat, mismatches). `timeout_cycles` overrides the default
+    limit (about 8 cycles per beat) for units whose beats take many cycles."""
     verilog, manifest = design(config, name)
     job_dir = BUILD / "jobs"
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +149,7 @@ def run_vectors(config, inputs: dict, expected: dict, *, sim: str = "verilator",
     np.savez(f"{stem}.npz", **{f"in_{k}": np.asarray(v) for k, v in inputs.items()},
              **{f"out_{k}": np.asarray(v) for k, v in expected.items()})
     job = {"manifest": str(verilog.with_suffix(".json")), "vectors": f"{stem}.npz", "result": f"{stem}.result.json",
-           "gap": gap, "backpressure": backpressure, "seed": seed}
+           "gap": gap, "backpressure": backpressure, "seed": seed, "timeout_cycles": timeout_cycles}
     Path(f"{stem}.json").write_text(json.dumps(job))
     try:
         try:

@@ -35,7 +35,8 @@ async def run_vectors(dut):
 
     n_out = len(next(iter(expected.values())))
     beats = pack_beats(streams["i"]["fields"], inputs)
-    timeout = 50 + 4 * (len(beats) + n_out) * (1 + int(1 / max(1e-3, 1 - max(job["gap"], job["backpressure"]))))
+    timeout = job.get("timeout_cycles") or \
+        50 + 4 * (len(beats) + n_out) * (1 + int(1 / max(1e-3, 1 - max(job["gap"], job["backpressure"]))))
     cocotb.start_soon(source.send(beats))
     await sink.receive(n_out, timeout)
     await ClockCycles(dut.clk, 4)

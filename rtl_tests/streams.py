@@ -100,7 +100,8 @@ class StreamSink:
                 value = self.payload.value
                 if not value.is_resolvable:
                     raise AssertionError(f"output beat {len(self.beats)} at cycle {cycle} has X/Z bits: {value}")
-                self.beats.append(value.to_unsigned())
+                # cocotb 2 gives a Logic (not a LogicArray) for a 1-bit port
+                self.beats.append(value.to_unsigned() if hasattr(value, "to_unsigned") else int(value))
                 self.handshake_cycles.append(cycle)
             cycle += 1
             if cycle > timeout_cycles:
