@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "build" / "results_cache"
 
 
-def _point(preset: str, target: str) -> dict:
+def _point(preset: str, target: str, timeout: float) -> dict:
     from amaranth.back import verilog
 
     from hwgen.generate import build_component
@@ -39,13 +39,15 @@ def _point(preset: str, target: str) -> dict:
            "ops_per_cycle": component.timing().get("ops_per_cycle")}
     t0 = time.time()
     try:
-        r = synthesize(component, target, workdir=ROOT / "build" / "results_work" / f"{preset}-{target}")
+        r = synthesize(component, target, workdir=ROOT / "build" / "results_work" / f"{preset}-{target}",
+                       timeout=timeout)
         row.update({k: r.get(k) for k in ("lut", "ff", "carry", "dsp", "bram", "fmax_mhz", "part", "notes")})
     except Exception as e:                      # does not fit, tool failure: a row that says so
         row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
     row["seconds"] = round(time.time() - t0, 1)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(row, indent=2))
+    if not row.get("error", "").startswith("TimeoutExpired"):   # a timeout is retried by the next run
+        CACHE.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(row, indent=2))
     return row
 
 
@@ -121,6 +123,7 @@ def main(argv=None) -> int:
     p.add_argument("--targets", default="ecp5,ice40,xc7")
     p.add_argument("--presets", help="comma-separated presets (default: all)")
     p.add_argument("-j", "--jobs", type=int, default=2)
+    p.add_argument("--timeout", type=float, default=600, help="seconds per tool run before the row says timeout")
     p.add_argument("--out", default=str(ROOT / "docs" / "results"))
     args = p.parse_args(argv)
     presets = args.presets.split(",") if args.presets else list(PRESETS)
@@ -131,7 +134,7 @@ def main(argv=None) -> int:
     jobs = [(pr, t) for pr in presets for t in targets]
     rows, t0 = [], time.time()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(_point, pr, t): (pr, t) for pr, t in jobs}
+        futures = {pool.submit(_point, pr, t, args.timeout): (pr, t) for pr, t in jobs}
         for i, fut in enumerate(as_completed(futures), 1):
             row = fut.result()
             rows.append(row)
@@ -145,7 +148,8 @@ def main(argv=None) -> int:
     plots = _plots(rows, out)
     lines = ["# Results: every preset on every target", "",
              f"Generated {stamp} by `python benchmarks/results_page.py --targets {args.targets}"
-             f"{' --presets ' + args.presets if args.presets else ''}` ({time.time() - t0:.0f} s). DSPs allowed; "
+             f"{' --presets ' + args.presets if args.presets else ''} --timeout {args.timeout:g}` "
+             f"({time.time() - t0:.0f} s). DSPs allowed; "
              "ECP5 LFE5U-25F and iCE40 UP5K placed and routed by nextpnr (Fmax), xc7a35t synthesis only.", "",
              "| preset | unit | target | LUT | FF | carry | DSP | BRAM | Fmax MHz | ops/cycle/kLUT | notes |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
