@@ -88,7 +88,7 @@ def run_demo(out_dir: Path, sim: str = "verilator") -> int:
         _step(f"  {label:28s} {mre:.4f}")
     summary["error_table"] = table
     from .run_network import print_summary, run_network
-    _step("running the digits MLP (64-32-10, all 359 test images) with every layer on the LMulDot RTL ...")
+    _step("running the digits MLP (64-32-10, all 360 test images) with every layer on the LMulDot RTL ...")
     net = run_network("digits-mlp", backend="rtl", sim=sim, out=out_dir)
     print_summary(net)
     summary["steps"].append({"unit": "digits-mlp on lmuldot-e4m3x16", "mismatches": net["mismatches"],

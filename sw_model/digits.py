@@ -21,14 +21,14 @@ def digits_csv() -> Path:
     return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
 
 
-def load_digits(test_fraction: float = 0.2, seed: int = 0):
-    """(x_train, y_train, x_test, y_test): pixels as float64 0..16, labels int64; a seeded shuffle split."""
+def load_digits(seed: int = 0):
+    """(x_train, y_train, x_test, y_test): integer pixels 0..16 (n, 64) and labels; a seeded permutation split
+    1437 train / 360 test (the split of shared/DATA.md)."""
     with gzip.open(digits_csv(), "rt") as f:
-        data = np.loadtxt(f, delimiter=",")
-    x, y = data[:, :64], data[:, 64].astype(np.int64)
+        raw = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    x, y = raw[:, :64], raw[:, 64]
     order = np.random.default_rng(seed).permutation(len(y))
-    n_test = int(round(len(y) * test_fraction))
-    test, train = order[:n_test], order[n_test:]
+    train, test = order[:1437], order[1437:]
     return x[train], y[train], x[test], y[test]
 
 

@@ -12,32 +12,13 @@
 """
 from __future__ import annotations
 
-import gzip
-import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from . import snn
+from .digits import load_digits  # noqa: F401  (re-exported: the SNN code's data entry point)
 from .snn_config import SNNCoreConfig
-
-
-def digits_path() -> Path:
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the digits data ships inside scikit-learn: run `pip install scikit-learn`")
-    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
-
-
-def load_digits(seed: int = 0):
-    """(x_train, y_train, x_test, y_test): integer pixels 0..16 (n, 64) and labels, 1437 / 360 split."""
-    with gzip.open(digits_path(), "rt") as f:
-        raw = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    x, y = raw[:, :64], raw[:, 64]
-    idx = np.random.default_rng(seed).permutation(len(y))
-    tr, te = idx[:1437], idx[1437:]
-    return x[tr], y[tr], x[te], y[te]
 
 
 @dataclass
