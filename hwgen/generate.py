@@ -120,6 +120,10 @@ from . import snn_core as _snn_core, snn_sdsa as _snn_sdsa  # noqa: E402
 register_component("snn_core", _snn_core.SNNCore)
 register_component("sdsa", _snn_sdsa.SDSA)
 
+from . import bitmod_pe as _bitmod_pe  # noqa: E402
+
+register_component("bitmod", _bitmod_pe.BitModArray)
+
 from . import sparse_chain as _sparse_chain  # noqa: E402
 
 register_component("sparse_chain", _sparse_chain.SparseChain)

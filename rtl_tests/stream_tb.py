@@ -45,9 +45,10 @@ async def run_vectors(dut):
     got = unpack_beats(streams["o"]["fields"], sink.beats)
     mismatches = []
     for name, want in expected.items():
-        bad = np.nonzero(got[name].astype(np.uint64) != want.astype(np.uint64))[0]
+        differs = got[name].astype(np.uint64) != want.astype(np.uint64)
+        bad = np.nonzero(differs.reshape(len(differs), -1).any(axis=1))[0]     # array fields: any element
         for j in bad[:20].tolist():
-            mismatches.append({"beat": j, "field": name, "got": int(got[name][j]), "want": int(want[j])})
+            mismatches.append({"beat": j, "field": name, "got": got[name][j].tolist(), "want": want[j].tolist()})
         if len(bad):
             mismatches.append({"field": name, "count": int(len(bad))})
     summary = {"n_in": len(beats), "n_out": len(sink.beats), "mismatches": mismatches, "extra_output": extra_valid,

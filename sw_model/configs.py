@@ -113,5 +113,6 @@ def load_config(name_or_path: str):
 # Each unit family registers its configs and presets on import (one line per family).
 from . import lmul_config  # noqa: E402,F401
 from . import snn_config  # noqa: E402,F401
+from . import bitmod_config  # noqa: E402,F401
 from . import sparse_config  # noqa: E402,F401
 from . import attention_config  # noqa: E402,F401

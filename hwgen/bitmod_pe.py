@@ -1,0 +1,208 @@
+"""BitMoD bit-serial mixed-datatype PE array (Chen et al., HPCA'25), INT8 activations.
+
+`BitModArray` is a rows x cols output-stationary array; a single PE is the 1 x 1 array. Each input beat carries
+`lanes` weight codes per column (broadcast down the column) and `lanes` activations per row (broadcast across
+the row), plus per column the group's datatype, SV selector and scale code. The shared term engine feeds one
+signed power-of-two term of every weight per cycle (`term_decoder`), so a beat takes T = max over columns of
+terms(dtype) cycles (INT8 4, INT6 3, FP4/FP3 2). Every PE sums its k lane products per cycle and accumulates
+exactly; at each group end the group sum goes to the PE's bit-serial dequantizer (8 shift-add cycles, MSB first,
+overlapping the next group), whose product is added to the PE's output accumulator. The beat with `last` set
+closes a vector; its result leaves on `o` 9 cycles after that beat's handshake (see sw_model/bitmod.py).
+
+Stream rules: `o.valid` never waits for `o.ready`; `o.payload` stays stable while valid and not ready.
+`i.ready` is asserted in the last term cycle of a beat (it depends on `i.valid`); the term engine reads
+`i.payload` while `i.valid` holds, which the stream rules keep stable until the handshake.
+"""
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sw_model.bitmod_config import ACT_BITS, CODE_BITS, DTYPES, SCALE_BITS, BitModConfig, sv_reg_encode
+
+_TERMS = [DTYPES[n].terms for n in sorted(DTYPES, key=lambda n: DTYPES[n].code)]
+
+
+def _half_grid(name):
+    return [int(2 * v) for v in DTYPES[name].grid]
+
+
+def _lod(m, x, width, name):
+    """Leading-one position of x (0 when x == 0; callers test x == 0 separately)."""
+    pos = Signal(range(width), name=name)
+    for b in range(width):
+        with m.If(x[b]):
+            m.d.comb += pos.eq(b)
+    return pos
+
+
+def term_decoder(m, code, dtype, sv, j, sv_regs, name: str):
+    """One weight code -> its term number j: (neg, zero, lane shift 0..4); the column's bsig is 2j for INT
+    groups and 0 for FP groups. `sv_regs`: 8 SV register words (sign << 5 | half-unit magnitude), FP4
+    selectors 0..3 then FP3. Combinational."""
+    neg, zero, shift = Signal(name=f"{name}_neg"), Signal(name=f"{name}_zero"), Signal(range(5), name=f"{name}_sh")
+
+    # radix-4 Booth digit j of the two's complement code (INT6 uses digits 0..2 of its 6 bits)
+    ext = Cat(Const(0, 1), code)
+    trip = Array([ext[2 * t:2 * t + 3] for t in range(4)])[j]
+    b_neg = trip[2] & (trip != 0b111)
+    b_two = (trip == 0b011) | (trip == 0b100)
+    b_zero = (trip == 0b000) | (trip == 0b111)
+
+    # FP: half-unit magnitude (<= 5 bits), SV substitution for the -0 code, then leading-one detection
+    mag, sgn = Signal(5, name=f"{name}_mag"), Signal(name=f"{name}_sgn")
+    with m.Switch(dtype):
+        for base, (dname, top) in enumerate((("fp4", 3), ("fp3", 2))):
+            with m.Case(DTYPES[dname].code):
+                grid = Array([Const(v, 5) for v in _half_grid(dname)])
+                word = Array(sv_regs[4 * base:4 * base + 4])[sv]
+                with m.If(code[:top + 1] == (1 << top)):
+                    m.d.comb += [mag.eq(word[:5]), sgn.eq(word[5])]
+                with m.Else():
+                    m.d.comb += [mag.eq(grid[code[:top]]), sgn.eq(code[top])]
+        with m.Default():                              # INT groups: mag/sgn unused
+            m.d.comb += [mag.eq(0), sgn.eq(0)]
+    lo0 = _lod(m, mag, 5, f"{name}_lo0")
+    rest = Signal(5, name=f"{name}_rest")
+    m.d.comb += rest.eq(mag & ~(Const(1, 5) << lo0))
+    lo1 = _lod(m, rest, 5, f"{name}_lo1")
+
+    is_int = dtype[1] == 0
+    beyond = j >= Array([Const(t, 3) for t in _TERMS])[dtype]
+    with m.If(is_int):
+        m.d.comb += [neg.eq(b_neg), zero.eq(b_zero | beyond), shift.eq(1 + b_two)]
+    with m.Elif(j == 0):
+        m.d.comb += [neg.eq(sgn), zero.eq(mag == 0), shift.eq(lo0)]
+    with m.Else():
+        m.d.comb += [neg.eq(sgn), zero.eq((rest == 0) | beyond), shift.eq(lo1)]
+    return neg, zero, shift
+
+
+class BitModArray(wiring.Component):
+    """rows x cols bit-serial BitMoD PEs with `lanes`-way term x activation dot products per cycle.
+
+    i.payload: w[cols*lanes] (8-bit codes, column-major groups of `lanes`), a[rows*lanes] (int8),
+               dtype[cols] (0 INT8, 1 INT6, 2 FP4, 3 FP3), sv[cols], scale[cols] (unsigned), last;
+               sv_we = 1 makes the beat an SV-register write instead (sv_addr 0..3 FP4, 4..7 FP3 selectors;
+               sv_val = sign << 5 | half-unit magnitude), taking one cycle; the registers reset to the
+               config's tables.
+    o.payload: y[rows*cols] (two's complement, out_bits each, row-major), one beat per vector.
+    Timing: a beat is accepted after max_c terms(dtype[c]) cycles of work; output latency 9 cycles after the
+    last beat's handshake; no stall from the dequantizer (a group lasts >= 8 cycles)."""
+
+    def __init__(self, config: BitModConfig):
+        self.config = config
+        c, k, r = config.cols, config.lanes, config.rows
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "w": data.ArrayLayout(CODE_BITS, c * k), "a": data.ArrayLayout(ACT_BITS, r * k),
+                "dtype": data.ArrayLayout(2, c), "sv": data.ArrayLayout(2, c),
+                "scale": data.ArrayLayout(SCALE_BITS, c), "last": 1,
+                "sv_we": 1, "sv_addr": 3, "sv_val": 6}))),
+            "o": Out(stream.Signature(data.StructLayout({"y": data.ArrayLayout(config.out_bits, r * c)}))),
+        })
+
+    def timing(self) -> dict:
+        return {"latency": SCALE_BITS + 1, "ii": None,
+                "cycles_per_beat": {n: d.terms for n, d in DTYPES.items()},
+                "note": "a beat takes max over columns of terms(dtype) cycles; latency counts from the "
+                        "handshake of a vector's last beat"}
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        R, C, k = cfg.rows, cfg.cols, cfg.lanes
+        p = self.i.payload
+
+        # ---- shared term engine -------------------------------------------------------------------------
+        j = Signal(2)
+        beat_cnt = Signal(range(cfg.beats_per_group))
+        t_of = Array([Const(t, 3) for t in _TERMS])
+        t_beat = Signal(3, name="t_col0")
+        m.d.comb += t_beat.eq(t_of[p.dtype[0]])
+        for c in range(1, C):                          # max over the columns' term counts
+            t_c, t_max = Signal(3, name=f"t_col{c}"), Signal(3, name=f"t_max{c}")
+            m.d.comb += [t_c.eq(t_of[p.dtype[c]]), t_max.eq(Mux(t_c > t_beat, t_c, t_beat))]
+            t_beat = t_max
+        final = j == t_beat - 1
+        group_end = (beat_cnt == cfg.beats_per_group - 1) | p.last
+
+        dq_busy, dq_cnt, dq_last = Signal(), Signal(3), Signal()
+        dq_scale = [Signal(SCALE_BITS, name=f"dq_scale{c}") for c in range(C)]
+        o_free = ~self.o.valid | self.o.ready
+        commit = dq_busy & (dq_cnt == 7) & (~dq_last | o_free)
+        dq_free = ~dq_busy | commit
+        # SV register file: an sv_we beat writes one word in one cycle and computes nothing
+        sv_regs = [Signal(6, name=f"sv_reg{t}", init=sv_reg_encode(v))
+                   for t, v in enumerate(cfg.sv_fp4 + cfg.sv_fp3)]
+        sv_write = self.i.valid & p.sv_we
+        for t in range(8):
+            with m.If(sv_write & (p.sv_addr == t)):
+                m.d.sync += sv_regs[t].eq(p.sv_val)
+
+        step = self.i.valid & ~p.sv_we & (~final | ~group_end | dq_free)
+        handoff = step & final & group_end
+        m.d.comb += self.i.ready.eq(sv_write | (step & final))
+        with m.If(step):
+            m.d.sync += j.eq(Mux(final, 0, j + 1))
+            with m.If(final):
+                m.d.sync += beat_cnt.eq(Mux(group_end, 0, beat_cnt + 1))
+
+        # ---- per-column term decoders (broadcast down the column) ---------------------------------------
+        cols = []
+        for c in range(C):
+            bsig = Signal(3, name=f"bsig{c}")
+            m.d.comb += bsig.eq(Mux(p.dtype[c][1], 0, j << 1))
+            lanes = [term_decoder(m, p.w[c * k + l], p.dtype[c], p.sv[c], j, sv_regs, f"t{c}_{l}")
+                     for l in range(k)]
+            cols.append((bsig, lanes))
+
+        # ---- dequantizer control (shared) and output --------------------------------------------------------
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(dq_busy & ((dq_cnt != 7) | commit)):
+            m.d.sync += dq_cnt.eq(dq_cnt + 1)
+        with m.If(dq_busy & (dq_cnt != 7)):
+            m.d.sync += [dq_scale[c].eq(dq_scale[c] << 1) for c in range(C)]
+        with m.If(commit):
+            m.d.sync += dq_busy.eq(0)
+            with m.If(dq_last):
+                m.d.sync += self.o.valid.eq(1)
+        with m.If(handoff):
+            m.d.sync += [dq_busy.eq(1), dq_cnt.eq(0), dq_last.eq(p.last)]
+            m.d.sync += [dq_scale[c].eq(p.scale[c]) for c in range(C)]
+
+        # ---- PEs ------------------------------------------------------------------------------------------
+        for r in range(R):
+            for c in range(C):
+                bsig, lanes = cols[c]
+                prods = []
+                for l, (neg, zero, shift) in enumerate(lanes):
+                    a = p.a[r * k + l].as_signed()
+                    mag = Signal(signed(ACT_BITS + 5), name=f"pe{r}_{c}_m{l}")
+                    prod = Signal(signed(ACT_BITS + 6), name=f"pe{r}_{c}_p{l}")
+                    m.d.comb += [mag.eq(a << shift), prod.eq(Mux(zero, 0, Mux(neg, -mag, mag)))]
+                    prods.append(prod)
+                tree = prods
+                while len(tree) > 1:               # pairwise adder tree
+                    tree = [tree[t] + tree[t + 1] for t in range(0, len(tree) - 1, 2)] + \
+                           ([tree[-1]] if len(tree) % 2 else [])
+                acc = Signal(signed(cfg.group_acc_bits), name=f"pe{r}_{c}_acc")
+                acc_next = Signal(signed(cfg.group_acc_bits), name=f"pe{r}_{c}_acc_next")
+                m.d.comb += acc_next.eq(acc + (tree[0] << bsig))
+                dq_val = Signal(signed(cfg.group_acc_bits), name=f"pe{r}_{c}_dq_val")
+                dq_prod = Signal(signed(cfg.group_acc_bits + SCALE_BITS), name=f"pe{r}_{c}_dq_prod")
+                prod_next = Signal(signed(cfg.group_acc_bits + SCALE_BITS), name=f"pe{r}_{c}_dq_next")
+                bit = dq_scale[c][SCALE_BITS - 1]               # the scale shifts left: MSB first
+                m.d.comb += prod_next.eq((dq_prod << 1) + Mux(bit, dq_val, 0))
+                out_acc = Signal(signed(cfg.out_bits), name=f"pe{r}_{c}_out_acc")
+                with m.If(step):
+                    m.d.sync += acc.eq(acc_next)
+                with m.If(dq_busy & (dq_cnt != 7)):
+                    m.d.sync += dq_prod.eq(prod_next)
+                with m.If(commit):
+                    m.d.sync += out_acc.eq(Mux(dq_last, 0, out_acc + prod_next))
+                    with m.If(dq_last):
+                        m.d.sync += self.o.payload.y[r * C + c].eq(out_acc + prod_next)
+                with m.If(handoff):
+                    m.d.sync += [acc.eq(0), dq_val.eq(acc_next), dq_prod.eq(0)]
+        return m
