@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -42,10 +43,12 @@ def _point(preset: str, target: str, timeout: float) -> dict:
         r = synthesize(component, target, workdir=ROOT / "build" / "results_work" / f"{preset}-{target}",
                        timeout=timeout)
         row.update({k: r.get(k) for k in ("lut", "ff", "carry", "dsp", "bram", "fmax_mhz", "part", "notes")})
+    except subprocess.TimeoutExpired:
+        row["error"] = f"timeout: a tool run took more than {timeout:g} s"
     except Exception as e:                      # does not fit, tool failure: a row that says so
         row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
     row["seconds"] = round(time.time() - t0, 1)
-    if not row.get("error", "").startswith("TimeoutExpired"):   # a timeout is retried by the next run
+    if not row.get("error", "").startswith("timeout"):          # a timeout is retried by the next run
         CACHE.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps(row, indent=2))
     return row
