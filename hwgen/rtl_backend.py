@@ -36,3 +36,17 @@ class RtlBackend:
                        backpressure=self.backpressure, sim=self.sim)
         acc = res["outputs"]["sum"].astype(np.int64).reshape(n, j)
         return acc, {"cycles": res["cycles"], "beats": len(a), "sim_seconds": res["sim_seconds"]}
+
+    def gemm(self, config, w_q: np.ndarray, x_q: np.ndarray) -> tuple[np.ndarray, dict]:
+        """(R, K) x (K, B) int8 -> (R, B) accumulators from the sparse-chain RTL in dense mode."""
+        from bulk import run_bulk
+
+        from sw_model.sparse import pack_gemm, unpack_gemm
+        beats = pack_gemm(w_q, x_q, "dense", config.stages, config.x_width, weight_bits=config.weight_bits)
+        n_out = w_q.shape[0] * x_q.shape[1]
+        res = run_bulk(config, beats, n_out, gap=self.gap, backpressure=self.backpressure, sim=self.sim)
+        acc = unpack_gemm(res["outputs"], w_q.shape[0], x_q.shape[1])
+        # the chain's accumulator is an unsigned code of acc_bits: read it as two's complement
+        acc = np.asarray(acc, np.int64)
+        acc = np.where(acc >= 1 << (config.acc_bits - 1), acc - (1 << config.acc_bits), acc)
+        return acc, {"cycles": res["cycles"], "beats": len(beats["mode"]), "sim_seconds": res["sim_seconds"]}

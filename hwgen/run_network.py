@@ -1,7 +1,9 @@
 """`hwgen run NETWORK`: a network on the golden model or on simulated RTL, with a bit-exact comparison.
 
-Networks: `digits-mlp` (sklearn digits, MLP 64-32-10 trained by the project's numpy code with a fixed seed),
-every Linear layer on the L-Mul dot-product engine (E4M3 operands, FP32 accumulation by default).
+Networks (sklearn digits, MLP 64-32-10 trained by the project's numpy code with a fixed seed):
+  digits-mlp       every Linear layer on the L-Mul dot-product engine (E4M3 operands, FP32 accumulation)
+  digits-mlp-int8  TFLite-style int8 (per-channel weights, requantization on the host) on the sparse DSP chain
+                   engine in dense mode
 The golden backend always runs too: the summary counts RTL results that differ from it (must be 0).
 """
 from __future__ import annotations
@@ -15,9 +17,10 @@ import numpy as np
 from sw_model.configs import load_config
 from sw_model.digits import MLPWeights, load_digits, train_mlp
 from sw_model.network import GoldenBackend, Linear, compile_lmul, run_program
+from sw_model.network_int8 import Int8GoldenBackend, compile_int8, run_int8
 
 ROOT = Path(__file__).resolve().parent.parent
-NETWORKS = ("digits-mlp",)
+NETWORKS = {"digits-mlp": ("lmuldot", "lmuldot-e4m3x16"), "digits-mlp-int8": ("sparse_chain", "sparse-chain-8")}
 
 
 def _digits_mlp(seed: int = 0):
@@ -49,7 +52,7 @@ def parse_rtl_layers(text: str | None, n_layers: int, backend: str) -> list[int]
     return chosen
 
 
-def run_network(network: str, config_name: str = "lmuldot-e4m3x16", backend: str = "golden",
+def run_network(network: str, config_name: str | None = None, backend: str = "golden",
                 rtl_layers: str | None = None, limit: int | None = None, sim: str = "verilator",
                 batch: int = 256, out: Path | None = None) -> dict:
     if network not in NETWORKS:
@@ -58,28 +61,40 @@ def run_network(network: str, config_name: str = "lmuldot-e4m3x16", backend: str
         raise ValueError(f"--backend: got {backend!r}, allowed: golden, rtl")
     if limit is not None and limit < 1:
         raise ValueError(f"--limit: got {limit}, allowed: a positive number of test samples")
+    engine, default_config = NETWORKS[network]
+    config_name = config_name or default_config
     _, config = load_config(config_name)
-    if config.unit != "lmuldot":
-        raise ValueError(f"--config: got unit {config.unit!r}, allowed: an lmuldot config (the engine of {network})")
+    if config.unit != engine:
+        raise ValueError(f"--config: got unit {config.unit!r}, allowed: a {engine} config (the engine of {network})")
     layers, mlp, (x_train, _, x_test, y_test) = _digits_mlp()
     if limit:
         x_test, y_test = x_test[:limit], y_test[:limit]
-    program = compile_lmul(layers, config, x_train)
-    on_rtl = parse_rtl_layers(rtl_layers, len(program.layers), backend)
-    golden = GoldenBackend()
+    if engine == "lmuldot":
+        program = compile_lmul(layers, config, x_train)
+        compiled, golden = program.layers, GoldenBackend()
+
+        def execute(xb, backends):
+            return run_program(program, xb, backends)
+    else:
+        input_scale, compiled = compile_int8(layers, x_train)
+        golden = Int8GoldenBackend()
+
+        def execute(xb, backends):
+            return run_int8(config, input_scale, compiled, xb, backends)
+    on_rtl = parse_rtl_layers(rtl_layers, len(compiled), backend)
     rtl = None
     if on_rtl:
         from .rtl_backend import RtlBackend
         rtl = RtlBackend(sim=sim)
-    chosen = [rtl if i in on_rtl else golden for i in range(len(program.layers))]
+    chosen = [rtl if i in on_rtl else golden for i in range(len(compiled))]
 
     t0 = time.time()
-    logits, mismatches, cycles, sim_seconds, beats = [], [0] * len(program.layers), 0, 0.0, 0
+    logits, mismatches, cycles, sim_seconds, beats = [], [0] * len(compiled), 0, 0.0, 0
     for start in range(0, len(y_test), batch):
         xb = x_test[start:start + batch]
-        got, records = run_program(program, xb, chosen)
+        got, records = execute(xb, chosen)
         if on_rtl:
-            ref, ref_records = run_program(program, xb, [golden] * len(program.layers))
+            ref, ref_records = execute(xb, [golden] * len(compiled))
             for i, (r, g) in enumerate(zip(records, ref_records)):
                 mismatches[i] += int(np.count_nonzero(r["acc"] != g["acc"]))
             cycles += sum(r["cycles"] or 0 for r in records)
@@ -98,8 +113,10 @@ def run_network(network: str, config_name: str = "lmuldot-e4m3x16", backend: str
         "network": network, "config": config_name, "backend": backend, "samples": int(len(y_test)),
         "layers": [{"layer": i, "shape": list(layer.shape), "engine": layer.engine,
                     "ran_on": "rtl" if i in on_rtl else "golden", "mismatches_vs_golden": mismatches[i]}
-                   for i, layer in enumerate(program.layers)],
-        "host_ops": "input scaling/encode, bias add, ReLU, dequantize (float32) on the host for every layer",
+                   for i, layer in enumerate(compiled)],
+        "host_ops": ("input scaling/encode, bias add, ReLU, dequantize (float32) on the host for every layer"
+                     if engine == "lmuldot" else
+                     "input quantization, int32 bias add, TFLite requantization with fused ReLU on the host"),
         "accuracy": accuracy, "float_accuracy": float_accuracy, "mismatches": sum(mismatches),
         "wall_s": round(wall, 2),
     }

@@ -16,3 +16,10 @@ def test_digits_mlp_on_rtl(layers, tmp_path):
     beats = (128 if "0" in layers else 0) + 20
     assert beats <= s["cycles_per_inference"] <= beats + 1
     assert s["engine_utilization"] > 0.95
+
+
+def test_digits_mlp_int8_on_sparse_chain_rtl(tmp_path):
+    s = run_network("digits-mlp-int8", backend="rtl", limit=24, out=tmp_path)
+    assert s["mismatches"] == 0
+    # dense mode, 8 stages: 32 rows x 8 beats + 10 rows x 4 beats per image, one beat per cycle
+    assert 296 <= s["cycles_per_inference"] <= 297

@@ -51,3 +51,30 @@ def test_bad_inputs():
         parse_rtl_layers("a", 2, "rtl")
     with pytest.raises(ValueError, match="layer 0: input width 5 does not match"):
         compile_lmul([Linear(np.ones((2, 4)), np.zeros(2))], LMulDotConfig(lanes=4), np.ones((3, 5)))
+
+
+def test_digits_mlp_int8_golden(tmp_path):
+    """TFLite-style int8 network on the sparse-chain model: accuracy within a point of float, and the chain's
+    accumulators equal the exact integer products."""
+    s = run_network("digits-mlp-int8", out=tmp_path)
+    assert s["mismatches"] == 0 and s["samples"] == 360
+    assert s["accuracy"] >= s["float_accuracy"] - 0.01
+
+
+def test_int8_layer_is_exact_integer_gemm_then_tflite_requant():
+    from sw_model.network_int8 import Int8GoldenBackend, compile_int8, run_int8
+    from sw_model.requant import multiply_by_quantized_multiplier
+    from sw_model.sparse_config import SparseChainConfig
+    rng = np.random.default_rng(3)
+    w, b = rng.normal(0, 0.5, (5, 19)), rng.normal(0, 0.2, 5)
+    x = rng.uniform(-2, 2, (30, 19))
+    scale, layers = compile_int8([Linear(w, b)], x)
+    out, rec = run_int8(SparseChainConfig(stages=3), scale, layers, x, [Int8GoldenBackend()])
+    x_q = np.clip(np.round(x / scale), -128, 127).astype(np.int64)
+    acc = x_q @ layers[0].w_q.T + layers[0].bias_q
+    assert np.array_equal(rec[0]["acc"], acc)
+    want = np.clip(multiply_by_quantized_multiplier(acc, layers[0].multiplier, layers[0].shift), -128, 127)
+    assert np.array_equal(out, want)
+    # and the int8 result tracks the float layer (within a few output steps)
+    s_out = np.abs(x @ w.T + b).max() / 127
+    assert np.abs(out * s_out - (x @ w.T + b)).max() < 4 * s_out
