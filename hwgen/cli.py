@@ -218,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Compiles a network onto an engine, runs it on the golden backend or with "
                         "layers on the RTL (bulk simulation), and reports accuracy, bit-exact agreement with the "
                         "golden backend, cycles per inference and simulation speed.")
-    rn.add_argument("network", help="network name: digits-mlp (L-Mul engine) or digits-mlp-int8 (sparse chain)")
+    rn.add_argument("network", help="network name: digits-mlp (L-Mul engine), digits-mlp-int8 (sparse chain), "
+                    "digits-snn (spiking cores)")
     rn.add_argument("--config", help="engine config: preset or TOML (default: lmuldot-e4m3x16 / sparse-chain-8)")
     rn.add_argument("--backend", default="golden", choices=("golden", "rtl"), help="default: golden")
     rn.add_argument("--rtl-layers", help="comma-separated layer indices on RTL (default with --backend rtl: all)")

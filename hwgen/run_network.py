@@ -4,6 +4,7 @@ Networks (sklearn digits, MLP 64-32-10 trained by the project's numpy code with 
   digits-mlp       every Linear layer on the L-Mul dot-product engine (E4M3 operands, FP32 accumulation)
   digits-mlp-int8  TFLite-style int8 (per-channel weights, requantization on the host) on the sparse DSP chain
                    engine in dense mode
+  digits-snn       the MLP converted to a rate-coded SNN on two spiking cores (hwgen/run_snn.py)
 The golden backend always runs too: the summary counts RTL results that differ from it (must be 0).
 """
 from __future__ import annotations
@@ -20,7 +21,8 @@ from sw_model.network import GoldenBackend, Linear, compile_lmul, run_program
 from sw_model.network_int8 import Int8GoldenBackend, compile_int8, run_int8
 
 ROOT = Path(__file__).resolve().parent.parent
-NETWORKS = {"digits-mlp": ("lmuldot", "lmuldot-e4m3x16"), "digits-mlp-int8": ("sparse_chain", "sparse-chain-8")}
+NETWORKS = {"digits-mlp": ("lmuldot", "lmuldot-e4m3x16"), "digits-mlp-int8": ("sparse_chain", "sparse-chain-8"),
+            "digits-snn": ("snn_core", None)}
 
 
 def _digits_mlp(seed: int = 0):
@@ -62,6 +64,8 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
     if limit is not None and limit < 1:
         raise ValueError(f"--limit: got {limit}, allowed: a positive number of test samples")
     engine, default_config = NETWORKS[network]
+    if engine == "snn_core":
+        return _run_snn(config_name, backend, rtl_layers, limit, sim, out)
     config_name = config_name or default_config
     _, config = load_config(config_name)
     if config.unit != engine:
@@ -130,6 +134,22 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
     return summary
 
 
+def _run_snn(config_name, backend, rtl_layers, limit, sim, out) -> dict:
+    from sw_model.snn_convert import load_digits
+    from .run_snn import run_digits_snn
+    if config_name:
+        raise ValueError(f"--config: got {config_name!r}, allowed: none for digits-snn (its cores come from the "
+                         "conversion)")
+    _, _, x_test, y_test = load_digits()
+    if limit:
+        x_test, y_test = x_test[:limit], y_test[:limit]
+    summary = run_digits_snn(backend, parse_rtl_layers(rtl_layers, 2, backend), x_test, y_test, sim)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"run-digits-snn-{backend}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
 def print_summary(s: dict):
     print(f"network {s['network']} on {s['backend']} ({s['config']}), {s['samples']} test samples")
     for layer in s["layers"]:
@@ -139,6 +159,10 @@ def print_summary(s: dict):
     print(f"  accuracy {s['accuracy']:.4f} (float64 network: {s['float_accuracy']:.4f}); "
           f"mismatches vs golden: {s['mismatches']}")
     if "cycles_total" in s:
-        print(f"  cycles per inference {s['cycles_per_inference']:.0f}, engine utilization "
-              f"{s['engine_utilization']:.3f} beats/cycle, simulated {s['simulated_cycles_per_s']:.0f} cycles/s")
+        util = s.get("engine_utilization")
+        print(f"  cycles per inference {s['cycles_per_inference']:.0f}"
+              + (f", engine utilization {util:.3f} beats/cycle" if util is not None else "")
+              + f", simulated {s['simulated_cycles_per_s']:.0f} cycles/s")
+    if "spikes_per_inference" in s:
+        print("  spikes per inference: " + ", ".join(f"{k} {v:.0f}" for k, v in s["spikes_per_inference"].items()))
     print(f"  wall time {s['wall_s']} s")

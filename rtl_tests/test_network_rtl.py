@@ -23,3 +23,9 @@ def test_digits_mlp_int8_on_sparse_chain_rtl(tmp_path):
     assert s["mismatches"] == 0
     # dense mode, 8 stages: 32 rows x 8 beats + 10 rows x 4 beats per image, one beat per cycle
     assert 296 <= s["cycles_per_inference"] <= 297
+
+
+def test_digits_snn_on_spiking_core_rtl(tmp_path):
+    s = run_network("digits-snn", backend="rtl", limit=8, out=tmp_path)
+    assert s["mismatches"] == 0 and s["samples"] == 8
+    assert s["spikes_per_inference"]["hidden"] > 50 and s["cycles_per_inference"] > 1000

@@ -39,7 +39,7 @@ def test_layer_matches_float_within_lmul_error():
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match="network: got 'mnist', allowed: digits-mlp"):
+    with pytest.raises(ValueError, match="network: got .mnist., allowed: digits-mlp, digits-mlp-int8, digits-snn"):
         run_network("mnist")
     with pytest.raises(ValueError, match="--limit: got 0"):
         run_network("digits-mlp", limit=0)
@@ -78,3 +78,10 @@ def test_int8_layer_is_exact_integer_gemm_then_tflite_requant():
     # and the int8 result tracks the float layer (within a few output steps)
     s_out = np.abs(x @ w.T + b).max() / 127
     assert np.abs(out * s_out - (x @ w.T + b)).max() < 4 * s_out
+
+
+def test_digits_snn_golden_and_its_errors(tmp_path):
+    s = run_network("digits-snn", limit=60, out=tmp_path)
+    assert s["mismatches"] == 0 and s["accuracy"] >= s["float_accuracy"] - 0.05
+    with pytest.raises(ValueError, match="--config: got 'sparse-chain-8', allowed: none for digits-snn"):
+        run_network("digits-snn", config_name="sparse-chain-8")
