@@ -50,7 +50,7 @@ def errors(cfg, head: int) -> dict:
 
 
 def main(argv=None):
-    from attention_tb import run_long
+    from harness import run_vectors
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
     args = ap.parse_args(argv)
@@ -58,9 +58,9 @@ def main(argv=None):
     heads = [errors(cfg, h) for h in range(12)]
     h0 = heads[0]
     z, want = h0["_z"], h0["_out"]
-    res = run_long(cfg, A.stream_beats(cfg, z["q"], z["k"], z["v"]), {"out": want & ((1 << cfg.out_width) - 1)},
-                   max_cycles=20000, gap=0.3, backpressure=0.3, seed=11)
-    rtl_exact = not any(res["mismatch_count"].values()) and len(res["out_cycles"]) == len(want)
+    res = run_vectors(cfg, A.stream_beats(cfg, z["q"], z["k"], z["v"]), {"out": want & ((1 << cfg.out_width) - 1)},
+                   timeout_cycles=20000, gap=0.3, backpressure=0.3, seed=11)
+    rtl_exact = not res["mismatches"] and len(res["out_cycles"]) == len(want)
     rows = [{k: v for k, v in h.items() if not k.startswith("_")} for h in heads]
     result = {"preset": PRESET, "config": cfg.__dict__, "sentence": SENTENCE, "layer": 0, "rtl_head": 0,
               "rtl_bit_exact": rtl_exact, "rtl_output_rows": len(res["out_cycles"]), "heads": rows,

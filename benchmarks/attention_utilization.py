@@ -29,8 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "rtl_tests"))
 
-from attention_tb import run_long  # noqa: E402
-from harness import design  # noqa: E402
+from harness import design, run_vectors  # noqa: E402
 
 from sw_model import attention as A  # noqa: E402
 from sw_model.attention_timing import cycle_model, unfused_cycles, useful_macs  # noqa: E402
@@ -45,8 +44,9 @@ def measure(cfg, n_keys: int, seed: int) -> dict:
     tiles = [(cfg.p0, n_keys)]
     model = cycle_model(cfg, tiles)
     t0 = time.perf_counter()
-    res = run_long(cfg, A.stream_beats(cfg, q, k, v), {"out": want & ((1 << cfg.out_width) - 1)},
-                   max_cycles=model["out_cycles"][-1] + 200)
+    res = run_vectors(cfg, A.stream_beats(cfg, q, k, v), {"out": want & ((1 << cfg.out_width) - 1)},
+                   timeout_cycles=model["out_cycles"][-1] + 200,
+                      gap=0.0, backpressure=0.0)
     wall = time.perf_counter() - t0
     cycles = res["out_cycles"][-1] - res["in_cycles"][0] + 1
     macs = useful_macs(cfg, tiles)
@@ -54,7 +54,7 @@ def measure(cfg, n_keys: int, seed: int) -> dict:
     unfused = unfused_cycles(cfg, cfg.p0, n_keys)
     return {"n_keys": n_keys, "cycles": cycles, "model_cycles": model["out_cycles"][-1] + 1,
             "matches_model": res["in_cycles"] == model["in_cycles"] and res["out_cycles"] == model["out_cycles"],
-            "bit_exact": not any(res["mismatch_count"].values()), "useful_macs": macs,
+            "bit_exact": not res["mismatches"], "useful_macs": macs,
             "utilization": macs / (pes * cycles), "unfused_cycles": unfused["cycles"],
             "unfused_utilization": macs / (pes * unfused["cycles"]),
             "unfused_buffer_words": unfused["buffer_words"], "sim_seconds": round(wall, 1)}

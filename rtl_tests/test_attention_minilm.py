@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from attention_tb import run_long
+from harness import run_vectors
 
 from sw_model import attention as A
 from sw_model.configs import PRESETS
@@ -19,9 +19,9 @@ def test_minilm_head_bit_exact(sim_opts):
     q, k, v, ids = head_qkv()
     z = A.quantize_head(cfg, q, k, v)
     want = A.attention(cfg, z["q"], z["k"], z["v"])
-    res = run_long(cfg, A.stream_beats(cfg, z["q"], z["k"], z["v"]), {"out": want & ((1 << cfg.out_width) - 1)},
-                   max_cycles=20000, gap=0.3, backpressure=0.3, seed=11, sim=sim_opts["sim"])
-    assert len(res["out_cycles"]) == len(ids) == 14 and not any(res["mismatch_count"].values())
+    res = run_vectors(cfg, A.stream_beats(cfg, z["q"], z["k"], z["v"]), {"out": want & ((1 << cfg.out_width) - 1)},
+                   timeout_cycles=20000, gap=0.3, backpressure=0.3, seed=11, sim=sim_opts["sim"])
+    assert len(res["out_cycles"]) == len(ids) == 14 and not res["mismatches"]
     s = q @ k.T / math.sqrt(32)
     w = np.exp(s - s.max(axis=1, keepdims=True))
     ref = (w / w.sum(axis=1, keepdims=True)) @ v
