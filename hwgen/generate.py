@@ -56,9 +56,13 @@ def _tool_versions() -> dict:
 
 
 def make_manifest(name: str, config, component: wiring.Component, verilog_text: str) -> dict:
-    # Directions and widths come from the Verilog itself; signedness from the component's port shapes.
+    # Directions and widths come from the Verilog itself (the top module's text only: submodules have ports with
+    # the same names); signedness from the component's port shapes.
+    top = re.search(rf"^module {re.escape(name)}\(.*?^endmodule", verilog_text, re.M | re.S)
+    if top is None:
+        raise RuntimeError(f"generated Verilog lacks module {name!r}")
     declared = {name: (direction, int(hi) + 1 if hi else 1) for direction, hi, name in re.findall(
-        r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(?:\[(\d+):0\]\s*)?(\w+)\s*;", verilog_text, re.M)}
+        r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(?:\[(\d+):0\]\s*)?(\w+)\s*;", top.group(0), re.M)}
     signedness = {"__".join(map(str, path)): Shape.cast(value.shape()).signed
                   for path, _, value in component.signature.flatten(component)}
     ports = []
@@ -78,7 +82,8 @@ def make_manifest(name: str, config, component: wiring.Component, verilog_text: 
                             "fields": _fields(data.Layout.cast(sig.members["payload"].shape))})
     return {"generator": "hwgen", "name": name, "top": name, "unit": config.unit,
             "config": config_to_dict(config), "config_hash": config_hash(config),
-            "ports": ports, "streams": streams, **component.timing(), "tools": _tool_versions()}
+            "ports": ports, "streams": streams, **component.timing(), "tools": _tool_versions(),
+            **(component.manifest_extra() if hasattr(component, "manifest_extra") else {})}
 
 
 def generate(config, name: str) -> tuple[str, dict]:
@@ -131,3 +136,7 @@ register_component("sparse_chain", _sparse_chain.SparseChain)
 from . import attention as _attention  # noqa: E402
 
 register_component("attention", _attention.AttentionArray)
+
+from . import system as _system  # noqa: E402
+
+register_component("system", _system.System)

@@ -140,14 +140,18 @@ def _read_hex(path: Path) -> list[int]:
     return values
 
 
-def run_bulk(config, inputs: dict, n_out: int, *, gap: float = 0.0, backpressure: float = 0.0, seed: int = 1,
+def run_bulk(config, inputs, n_out: int, *, gap: float = 0.0, backpressure: float = 0.0, seed: int = 1,
              sim: str = "verilator", name: str | None = None) -> dict:
     """Run all input beats through the unit inside the simulator; returns the output field arrays, the handshake
-    cycles of every input and output beat, total cycles and wall-clock seconds of the simulation."""
+    cycles of every input and output beat, total cycles and wall-clock seconds of the simulation.
+
+    `inputs`: per-field arrays, or a list of whole payload integers (any width); with a list, `outputs` is the
+    list of output payload integers."""
     verilog, manifest = design(config, name)
     streams = {s["name"]: s for s in manifest["streams"]}
     widths = {p["name"]: p["width"] for p in manifest["ports"]}
-    beats = pack_beats(streams["i"]["fields"], inputs)
+    raw = isinstance(inputs, list)
+    beats = inputs if raw else pack_beats(streams["i"]["fields"], inputs)
     depth = _bucket(max(len(beats), n_out))
     binary = build_bulk(verilog, manifest, depth, sim)
     job = BUILD / "jobs" / f"bulk-{uuid.uuid4().hex[:12]}"
@@ -169,7 +173,8 @@ def run_bulk(config, inputs: dict, n_out: int, *, gap: float = 0.0, backpressure
         if int(stats["k_out"]) != n_out:
             raise AssertionError(f"timeout: {stats['k_out']} of {n_out} output beats after {stats['cycles']} cycles")
         out_beats = _read_hex(job / "out.hex")
-        return {"outputs": unpack_beats(streams["o"]["fields"], out_beats), "n_out": len(out_beats),
+        outputs = out_beats if raw else unpack_beats(streams["o"]["fields"], out_beats)
+        return {"outputs": outputs, "n_out": len(out_beats),
                 "in_cycles": _read_hex(job / "in_cyc.hex"), "out_cycles": _read_hex(job / "out_cyc.hex"),
                 "cycles": int(stats["cycles"]), "sim_seconds": seconds}
     finally:

@@ -116,3 +116,4 @@ from . import snn_config  # noqa: E402,F401
 from . import bitmod_config  # noqa: E402,F401
 from . import sparse_config  # noqa: E402,F401
 from . import attention_config  # noqa: E402,F401
+from . import system_config  # noqa: E402,F401

@@ -1,0 +1,245 @@
+"""The accelerator top: engines (any unit families) with on-chip scratchpads behind one host port.
+
+Host port: the command stream `i` and the response stream `o`, one `host_width`-bit word per beat (named `i`/`o`
+like every unit, so the bulk testbench and the UART bridge drive a whole system as they drive one unit).
+Each engine e owns an input scratchpad IN[e] and an output scratchpad OUT[e] (`amaranth.lib.memory`, one write and
+one synchronous read port each, `spad_depth` words as wide as the engine's stream payload). Commands run one at a
+time, in order; the header is the low bits of a command word (layout and opcodes in the manifest):
+
+    WRITE    engine, addr, count          then count beats x ceil(in_width / host_width) words -> IN[e][addr...]
+    RUN      engine, addr, count,         stream IN[e][addr .. addr+count) into the engine; its first count2
+             addr2, count2                output beats go to OUT[e][addr2...]; done when all are written
+    READ     engine, addr, count          reply: count beats x ceil(out_width / host_width) words of OUT[e]
+    COUNTERS engine                       reply: one word per counter (COUNTER_NAMES), zero-extended
+    CLEAR                                 zero every performance counter
+    INFO                                  reply: one word (INFO_* fields)
+    NOP
+
+Beats are split into words little-endian (payload bit k is bit k % host_width of word k // host_width).
+Addresses wrap modulo spad_depth. A command with an unknown opcode or engine index is dropped and counted in
+INFO's error field (the driver checks every field before it sends, so this only catches link corruption).
+
+Timing: WRITE takes one word per cycle; READ sends one word per cycle after 2 cycles; RUN feeds one beat per
+cycle the engine accepts, starting 2 cycles after the header, and ends 1 cycle after the last output beat is
+written, so with an II=1 engine of fixed latency L: busy = count + L + 2 cycles (checked by the bench).
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from sw_model.system_config import HEADER_ENGINE_BITS, HEADER_OP_BITS, SystemConfig
+
+COUNTER_NAMES = ("cycles", "busy", "in_beats", "out_beats", "in_stall")
+COUNTER_BITS = 48
+INFO_MAGIC = 0x48574731                     # "HWG1"
+INFO_FIELDS = {"magic": (0, 32), "version": (32, 8), "engines": (40, 8), "errors": (48, 16)}
+VERSION = 1
+
+
+class Opcode(enum.Enum, shape=HEADER_OP_BITS):
+    NOP = 0
+    INFO = 1
+    WRITE = 2
+    RUN = 3
+    READ = 4
+    COUNTERS = 5
+    CLEAR = 6
+
+
+def header_layout(config: SystemConfig) -> data.StructLayout:
+    return data.StructLayout({"op": Opcode, "engine": HEADER_ENGINE_BITS, "addr": config.addr_bits,
+                              "count": config.count_bits, "addr2": config.addr_bits, "count2": config.count_bits})
+
+
+def words(width: int, host_width: int) -> int:
+    return -(-width // host_width)
+
+
+class System(wiring.Component):
+    """Engines + scratchpads + command decoder + performance counters behind one host word stream.
+
+    `i.payload.word`: command and data words; `o.payload.word`: reply words. See the module docstring for the
+    command set and timing; the manifest (`manifest_extra`) carries the header layout, opcodes, the scratchpad
+    memory map and the counter names, so the driver never hard-codes them."""
+
+    def __init__(self, config: SystemConfig):
+        from .generate import build_component       # generate imports this module at its end
+        self.config = config
+        self.engines = [build_component(c) for c in config.engine_configs]
+        for name, eng in zip(config.engines, self.engines):
+            members = eng.signature.members
+            if set(members) != {"i", "o"}:
+                raise ValueError(f"engines: {name!r} has ports {sorted(members)}, allowed: units with exactly "
+                                 "one input stream i and one output stream o")
+        word = data.StructLayout({"word": unsigned(config.host_width)})
+        super().__init__({"i": In(stream.Signature(word)), "o": Out(stream.Signature(word))})
+
+    def timing(self) -> dict:
+        return {"latency": None, "ii": 1}
+
+    def _widths(self, eng) -> tuple[int, int]:
+        return (data.Layout.cast(eng.i.payload.shape()).size, data.Layout.cast(eng.o.payload.shape()).size)
+
+    def manifest_extra(self) -> dict:
+        from .generate import _fields
+        cfg, w = self.config, self.config.host_width
+        engines = []
+        for e, (name, eng) in enumerate(zip(cfg.engines, self.engines)):
+            iw, ow = self._widths(eng)
+            engines.append({"index": e, "preset": name, "unit": eng.config.unit, "in_width": iw, "out_width": ow,
+                            "in_words": words(iw, w), "out_words": words(ow, w), **eng.timing(),
+                            "in_fields": _fields(data.Layout.cast(eng.i.payload.shape())),
+                            "out_fields": _fields(data.Layout.cast(eng.o.payload.shape())),
+                            "scratchpads": {"in": {"depth": cfg.spad_depth, "width": iw},
+                                            "out": {"depth": cfg.spad_depth, "width": ow}}})
+        return {"system": {"host_width": w, "spad_depth": cfg.spad_depth, "version": VERSION,
+                           "header": _fields(header_layout(cfg)), "opcodes": {op.name: op.value for op in Opcode},
+                           "counters": list(COUNTER_NAMES), "counter_bits": COUNTER_BITS,
+                           "info": {"magic_value": INFO_MAGIC, **{k: {"offset": o, "width": n}
+                                                            for k, (o, n) in INFO_FIELDS.items()}},
+                           "engines": engines}}
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, w, n_eng = self.config, self.config.host_width, len(self.engines)
+        widths = [self._widths(eng) for eng in self.engines]
+        k_in = [words(iw, w) for iw, _ in widths]
+        k_reply = max([words(ow, w) for _, ow in widths] + [len(COUNTER_NAMES)])
+
+        hdr = Signal(header_layout(cfg))
+        word = self.i.payload.word
+        cmd = data.View(header_layout(cfg), word[:header_layout(cfg).size])
+        engine_ok = cmd.engine < n_eng
+
+        # --- shared scratchpad access control (one command at a time) ---
+        raddr, rleft, rvalid = Signal(cfg.addr_bits), Signal(cfg.count_bits), Signal()
+        waddr, wleft = Signal(cfg.addr_bits), Signal(cfg.count_bits)
+        read_ready = Signal()                         # the reader's consumer takes the current beat
+        advance = ~rvalid | read_ready
+        with m.If(advance):
+            m.d.sync += rvalid.eq(rleft != 0)
+            with m.If(rleft != 0):
+                m.d.sync += [raddr.eq(raddr + 1), rleft.eq(rleft - 1)]
+        reader_done = (rleft == 0) & ~rvalid
+
+        # --- reply serializer: a beat of up to k_reply words, sent low word first ---
+        hold, sv, sj, sk = Signal(k_reply * w), Signal(), Signal(range(k_reply + 1)), Signal(range(k_reply + 1))
+        s_take = ~sv | (self.o.ready & (sj == sk - 1))
+        s_beat, s_beat_valid, s_beat_words = Signal(k_reply * w), Signal(), Signal(range(k_reply + 1))
+        m.d.comb += [self.o.valid.eq(sv), self.o.payload.word.eq(hold[:w])]
+        with m.If(s_take):
+            m.d.sync += [sv.eq(s_beat_valid), hold.eq(s_beat), sj.eq(0), sk.eq(s_beat_words)]
+        with m.Elif(self.o.ready):
+            m.d.sync += [hold.eq(hold >> w), sj.eq(sj + 1)]
+
+        # --- write staging: the words of one input beat ---
+        stage, sk_in = Signal(max(k_in) * w), Signal(range(max(k_in) + 1))
+
+        # --- performance counters ---
+        cycles = Signal(COUNTER_BITS)
+        clear = Signal()
+        m.d.sync += cycles.eq(Cat(cycles + 1)[:COUNTER_BITS])
+        errors = Signal(16)
+
+        class St(enum.Enum):
+            IDLE = 0
+            WRITE = 1
+            RUN = 2
+            READ = 3
+            REPLY = 4
+
+        state = Signal(St)
+        reply = Signal(k_reply * w)
+        beat_last = Signal()                          # this WRITE word completes a beat of the selected engine
+        write_hs = (state == St.WRITE) & (wleft != 0) & self.i.valid
+
+        for e, (eng, (iw, ow)) in enumerate(zip(self.engines, widths)):
+            m.submodules[f"engine{e}"] = eng
+            m.submodules[f"spad_in{e}"] = mem_in = Memory(shape=unsigned(iw), depth=cfg.spad_depth, init=[])
+            m.submodules[f"spad_out{e}"] = mem_out = Memory(shape=unsigned(ow), depth=cfg.spad_depth, init=[])
+            wp_in, rp_in = mem_in.write_port(), mem_in.read_port()
+            wp_out, rp_out = mem_out.write_port(), mem_out.read_port()
+            selected = hdr.engine == e
+            running = (state == St.RUN) & selected
+            reading = (state == St.READ) & selected
+            # WRITE: the beat's last word goes straight to the memory with the staged ones
+            m.d.comb += [wp_in.addr.eq(waddr), wp_in.data.eq(Cat(stage[:(k_in[e] - 1) * w], word)[:iw]),
+                         wp_in.en.eq(write_hs & selected & beat_last),
+                         rp_in.addr.eq(raddr), rp_in.en.eq(advance & running),
+                         rp_out.addr.eq(raddr), rp_out.en.eq(advance & reading)]
+            # RUN: IN -> engine -> OUT
+            m.d.comb += [eng.i.valid.eq(running & rvalid), eng.i.payload.eq(rp_in.data),
+                         eng.o.ready.eq(running & (wleft != 0)),
+                         wp_out.addr.eq(waddr), wp_out.data.eq(eng.o.payload), wp_out.en.eq(eng.o.valid & eng.o.ready)]
+            with m.If(running):
+                m.d.comb += read_ready.eq(eng.i.ready)
+                with m.If(eng.o.valid & eng.o.ready):
+                    m.d.sync += [waddr.eq(waddr + 1), wleft.eq(wleft - 1)]
+            with m.If(reading):
+                m.d.comb += [read_ready.eq(s_take), s_beat.eq(rp_out.data), s_beat_valid.eq(rvalid),
+                             s_beat_words.eq(words(ow, w))]
+            # counters
+            counters = {name: Signal(COUNTER_BITS, name=f"e{e}_{name}") for name in COUNTER_NAMES[1:]}
+            incs = {"busy": running, "in_beats": eng.i.valid & eng.i.ready, "out_beats": eng.o.valid & eng.o.ready,
+                    "in_stall": eng.i.valid & ~eng.i.ready}
+            for name, sig in counters.items():
+                with m.If(clear):
+                    m.d.sync += sig.eq(0)
+                with m.Elif(incs[name]):
+                    m.d.sync += sig.eq(sig + 1)
+            with m.If(selected):
+                m.d.comb += beat_last.eq(sk_in == k_in[e] - 1)
+                m.d.comb += reply.eq(Cat(*(Cat(c, Const(0, w - COUNTER_BITS))
+                                           for c in [cycles, *counters.values()])))
+
+        m.d.comb += self.i.ready.eq(0)
+        with m.Switch(state):
+            with m.Case(St.IDLE):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.sync += [hdr.eq(cmd), raddr.eq(cmd.addr), waddr.eq(cmd.addr), sk_in.eq(0)]
+                    global_op = (cmd.op == Opcode.INFO) | (cmd.op == Opcode.CLEAR) | (cmd.op == Opcode.NOP)
+                    with m.If((cmd.op.as_value() >= len(Opcode)) | ~(engine_ok | global_op)):
+                        m.d.sync += errors.eq(errors + (errors != 0xFFFF))
+                    with m.Elif(cmd.op == Opcode.WRITE):
+                        m.d.sync += [state.eq(St.WRITE), wleft.eq(cmd.count)]
+                    with m.Elif(cmd.op == Opcode.RUN):
+                        m.d.sync += [state.eq(St.RUN), rleft.eq(cmd.count), waddr.eq(cmd.addr2),
+                                     wleft.eq(cmd.count2)]
+                    with m.Elif(cmd.op == Opcode.READ):
+                        m.d.sync += [state.eq(St.READ), rleft.eq(cmd.count)]
+                    with m.Elif((cmd.op == Opcode.COUNTERS) | (cmd.op == Opcode.INFO)):
+                        m.d.sync += state.eq(St.REPLY)
+                    with m.Elif(cmd.op == Opcode.CLEAR):
+                        m.d.comb += clear.eq(1)
+            with m.Case(St.WRITE):
+                with m.If(wleft == 0):
+                    m.d.sync += state.eq(St.IDLE)
+                with m.Else():
+                    m.d.comb += self.i.ready.eq(1)
+                    with m.If(self.i.valid):
+                        with m.Switch(sk_in):
+                            for j in range(max(k_in)):
+                                with m.Case(j):
+                                    m.d.sync += stage[j * w:(j + 1) * w].eq(word)
+                        with m.If(beat_last):
+                            m.d.sync += [sk_in.eq(0), waddr.eq(waddr + 1), wleft.eq(wleft - 1)]
+                        with m.Else():
+                            m.d.sync += sk_in.eq(sk_in + 1)
+            with m.Case(St.RUN):
+                with m.If(reader_done & (wleft == 0)):
+                    m.d.sync += state.eq(St.IDLE)
+            with m.Case(St.READ):
+                with m.If(reader_done):
+                    m.d.sync += state.eq(St.IDLE)
+            with m.Case(St.REPLY):
+                with m.If(s_take):
+                    info = Cat(Const(INFO_MAGIC, 32), Const(VERSION, 8), Const(n_eng, 8), errors)
+                    m.d.comb += [s_beat_valid.eq(1), s_beat.eq(reply), s_beat_words.eq(len(COUNTER_NAMES))]
+                    with m.If(hdr.op == Opcode.INFO):
+                        m.d.comb += [s_beat.eq(info), s_beat_words.eq(1)]
+                    m.d.sync += state.eq(St.IDLE)
+        return m

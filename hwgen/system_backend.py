@@ -1,0 +1,148 @@
+"""The driver's backends on the accelerator top: the same engine operations (`dot`, `gemm`) as command programs.
+
+    golden  `sw_model.system.GoldenSystem` executes the program (numpy scratchpads and engine models)
+    rtl     the system's Verilog runs the whole program in one free-running simulation (`rtl_tests/bulk.py`)
+    board   the system behind the UART bridge; the host's bytes go over a simulated serial line
+            (`rtl_tests/uart_bulk.py`), paced as a real host must pace a link that buffers one beat
+
+Every operation becomes: CLEAR, then per chunk that fits the scratchpads WRITE the engine's input beats, RUN,
+READ the results, and finally COUNTERS. All addresses, opcodes and widths come from the design's manifest.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from sw_model.configs import PRESETS, load_config
+from sw_model.system import GoldenSystem, Program, ProgramError, _join, _split, decode_replies
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = ("golden", "rtl", "board")
+
+
+class SystemBackend:
+    """Runs engine operations on a system (`system` preset or TOML) through `target` golden|rtl|board.
+    Same interface as `sw_model.network.GoldenBackend` / `hwgen.rtl_backend.RtlBackend`; the stats of each
+    call: program cycles, engine busy cycles and input beats (from the hardware counters), simulation seconds."""
+
+    def __init__(self, system: str = "system-default", target: str = "rtl", sim: str = "verilator",
+                 gap: float = 0.0, backpressure: float = 0.0, divisor: int = 4):
+        if target not in TARGETS:
+            raise ValueError(f"backend: got {target!r}, allowed: {', '.join(TARGETS)}")
+        self.system_name, self.config = load_config(system)
+        if self.config.unit != "system":
+            raise ValueError(f"--system: got {system!r} (unit {self.config.unit!r}), allowed: a system config "
+                             f"({', '.join(n for n, c in PRESETS.items() if c.unit == 'system')})")
+        self.name, self.sim, self.gap, self.backpressure, self.divisor = target, sim, gap, backpressure, divisor
+        if target != "golden":
+            if str(ROOT / "rtl_tests") not in sys.path:
+                sys.path.insert(0, str(ROOT / "rtl_tests"))
+            from harness import check_simulator
+            check_simulator(sim)
+        self._manifest = None
+
+    @property
+    def manifest(self) -> dict:
+        if self._manifest is None:
+            if self.name == "golden":            # no Verilog needed: the host side reads only the system map
+                from .system import System
+                self._manifest = {"name": self.system_name, "unit": "system",
+                                  **System(self.config).manifest_extra()}
+            else:
+                from harness import design
+                self._manifest = design(self.config, self.system_name.replace("-", "_"))[1]
+        return self._manifest
+
+    def engine_index(self, config) -> int:
+        for e, name in enumerate(self.config.engines):
+            if PRESETS[name] == config:
+                return e
+        raise ValueError(f"engine: the system {self.system_name} has no engine with this {config.unit} config; "
+                         f"it has {', '.join(self.config.engines)}")
+
+    def execute(self, program: Program) -> tuple[list, dict]:
+        """Run a whole program; returns the decoded replies and {cycles, sim_seconds}."""
+        if self.name == "golden":
+            return decode_replies(program, GoldenSystem(self.manifest).execute(program.words)), \
+                {"cycles": None, "sim_seconds": 0.0}
+        if self.name == "rtl":
+            from bulk import run_bulk
+            res = run_bulk(self.config, program.words, program.reply_words(), gap=self.gap,
+                           backpressure=self.backpressure, sim=self.sim, name=self.system_name.replace("-", "_"))
+            return decode_replies(program, res["outputs"]), {"cycles": res["cycles"],
+                                                             "sim_seconds": res["sim_seconds"]}
+        return self._execute_board(program)
+
+    def _execute_board(self, program: Program) -> tuple[list, dict]:
+        from uart_bulk import run_uart
+
+        from .bridge import decode_replies as decode_messages, encode_beat, payload_bytes
+        n_bytes = payload_bytes(program.width)
+        data, wait = bytearray(), []
+        for word, before in zip(program.words, program.replies_before()):
+            frame = encode_beat(word, n_bytes)
+            data += frame
+            wait += [before * (1 + n_bytes)] * len(frame)
+        res = run_uart(self.config, bytes(data), wait, program.reply_words() * (1 + n_bytes),
+                       divisor=self.divisor, sim=self.sim)
+        messages = decode_messages(res["replies"], n_bytes)
+        errors = [m for m in messages if m[0] != "O"]
+        if errors:
+            raise RuntimeError(f"board: the bridge answered {errors[0]} (see docs/boards.md for the codes)")
+        return decode_replies(program, [v for _, v in messages]), {"cycles": res["cycles"],
+                                                                   "sim_seconds": res["sim_seconds"]}
+
+    def run_engine(self, config, beats: dict) -> tuple[dict, dict]:
+        """Input beats (field arrays; vectors end at `last`) through the system's engine for `config`; returns the
+        output field arrays (unsigned codes, one beat per vector) and the stats."""
+        e = self.engine_index(config)
+        program = Program(self.manifest)
+        eng, depth = program.engine(e), program.depth
+        words = _join(beats, eng["in_fields"])
+        ends = (np.flatnonzero(np.asarray(beats["last"])) + 1).tolist()
+        if not ends or ends[-1] != len(words):
+            raise ProgramError("beats: the last beat must end a vector (last = 1)")
+        program.clear()
+        start, n_vectors = 0, 0
+        chunk_start = 0
+        for end in ends + [None]:
+            full = end is None or end - chunk_start > depth or n_vectors + 1 > depth
+            if full and n_vectors:
+                program.write(e, 0, words[chunk_start:start]).run(e, 0, start - chunk_start, 0, n_vectors) \
+                    .read(e, 0, n_vectors)
+                chunk_start, n_vectors = start, 0
+            if end is None:
+                break
+            if end - chunk_start > depth:
+                raise ProgramError(f"beats: a vector of {end - chunk_start} beats, allowed: at most spad_depth "
+                                   f"{depth} (use a system with deeper scratchpads)")
+            start, n_vectors = end, n_vectors + 1
+        program.counters(e)
+        replies, stats = self.execute(program)
+        out_beats = [b for r in replies[:-1] for b in r]
+        counters = replies[-1]
+        stats.update(beats=counters["in_beats"] if counters["in_beats"] is not None else len(words),
+                     engine_busy=counters["busy"], in_stall=counters["in_stall"])
+        return _split(out_beats, eng["out_fields"]), stats
+
+    def dot(self, config, x_codes: np.ndarray, w_codes: np.ndarray) -> tuple[np.ndarray, dict]:
+        """(N, K) x (J, K) -> (N, J) accumulator codes on the system's LMulDot engine."""
+        n, k = x_codes.shape
+        j = w_codes.shape[0]
+        beats = k // config.lanes
+        a = np.broadcast_to(x_codes[:, None, :], (n, j, k)).reshape(-1, config.lanes)
+        b = np.broadcast_to(w_codes[None, :, :], (n, j, k)).reshape(-1, config.lanes)
+        last = np.tile(np.arange(beats) == beats - 1, n * j).astype(np.int64)
+        out, stats = self.run_engine(config, {"a": a, "b": b, "last": last})
+        return out["sum"].astype(np.int64).reshape(n, j), stats
+
+    def gemm(self, config, w_q: np.ndarray, x_q: np.ndarray) -> tuple[np.ndarray, dict]:
+        """(R, K) x (K, B) int8 -> (R, B) int32 accumulators on the system's sparse-chain engine (dense mode)."""
+        from sw_model.sparse import pack_gemm, unpack_gemm
+        beats = pack_gemm(w_q, x_q, "dense", config.stages, config.x_width, weight_bits=config.weight_bits)
+        out, stats = self.run_engine(config, beats)
+        acc = np.asarray(unpack_gemm(out, w_q.shape[0], x_q.shape[1]), np.int64)
+        acc = np.where(acc >= 1 << (config.acc_bits - 1), acc - (1 << config.acc_bits), acc)
+        return acc, stats

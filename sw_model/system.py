@@ -1,0 +1,266 @@
+"""Host side of the accelerator top: command programs built from the manifest, and the system's golden model.
+
+`Program` turns engine operations into host words (WRITE the input beats to a scratchpad, RUN the engine, READ
+the results) using only what the generated design's manifest says: header field offsets and widths, opcodes,
+words per beat, scratchpad depth. `decode_replies` splits the reply words back into per-command results.
+`GoldenSystem` executes the same words on numpy models of the scratchpads and engines, bit-exact with the RTL
+except for the performance counters (cycle-level, so it reports them as None).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .configs import PRESETS
+
+
+class ProgramError(ValueError):
+    """A command does not fit the system; the message names the field, the value and what is allowed."""
+
+
+@dataclass
+class Program:
+    """Host words of one command program for a system described by `manifest["system"]`, and what each reply
+    holds (`replies`: one (kind, engine, beats) per command that answers)."""
+    manifest: dict
+    words: list = field(default_factory=list)
+    replies: list = field(default_factory=list)
+    reply_at: list = field(default_factory=list)      # index of the word after each answering command
+
+    def __post_init__(self):
+        if "system" not in self.manifest:
+            raise ProgramError(f"manifest: {self.manifest.get('name')!r} is not a system (unit "
+                               f"{self.manifest.get('unit')!r}); generate a system preset such as system-default")
+        self.sys = self.manifest["system"]
+        self.width = self.sys["host_width"]
+        self.depth = self.sys["spad_depth"]
+
+    def engine(self, e: int) -> dict:
+        engines = self.sys["engines"]
+        if not isinstance(e, int) or not 0 <= e < len(engines):
+            raise ProgramError(f"engine: got {e!r}, allowed: 0..{len(engines) - 1} "
+                               f"({', '.join(x['preset'] for x in engines)})")
+        return engines[e]
+
+    def engine_index(self, unit_or_preset: str) -> int:
+        for x in self.sys["engines"]:
+            if unit_or_preset in (x["unit"], x["preset"]):
+                return x["index"]
+        raise ProgramError(f"engine: got {unit_or_preset!r}, allowed: one of this system's engines "
+                           f"({', '.join(x['preset'] for x in self.sys['engines'])})")
+
+    def _header(self, op: str, engine: int = 0, **values) -> int:
+        word = 0
+        for f in self.sys["header"]:
+            v = self.sys["opcodes"][op] if f["name"] == "op" else engine if f["name"] == "engine" \
+                else values.get(f["name"], 0)
+            if not 0 <= v < 1 << f["width"]:
+                raise ProgramError(f"{f['name']}: got {v}, allowed: 0..{(1 << f['width']) - 1}")
+            word |= v << f["offset"]
+        return word
+
+    def _range(self, what: str, addr: int, count: int):
+        if not 0 <= count <= self.depth or not 0 <= addr or addr + count > self.depth:
+            raise ProgramError(f"{what}: got addr {addr} count {count}, allowed: addr + count <= spad_depth "
+                               f"{self.depth}")
+
+    def write(self, e: int, addr: int, beats) -> "Program":
+        eng = self.engine(e)
+        beats = [int(b) for b in beats]
+        self._range("write", addr, len(beats))
+        if any(not 0 <= b < 1 << eng["in_width"] for b in beats):
+            raise ProgramError(f"write: a beat does not fit engine {e}'s {eng['in_width']}-bit input payload")
+        self.words.append(self._header("WRITE", e, addr=addr, count=len(beats)))
+        mask = (1 << self.width) - 1
+        for b in beats:
+            self.words += [(b >> (k * self.width)) & mask for k in range(eng["in_words"])]
+        return self
+
+    def run(self, e: int, src: int, n_in: int, dst: int, n_out: int) -> "Program":
+        self.engine(e)
+        self._range("run input", src, n_in)
+        self._range("run output", dst, n_out)
+        self.words.append(self._header("RUN", e, addr=src, count=n_in, addr2=dst, count2=n_out))
+        return self
+
+    def read(self, e: int, addr: int, count: int) -> "Program":
+        self.engine(e)
+        self._range("read", addr, count)
+        self.words.append(self._header("READ", e, addr=addr, count=count))
+        self._answers(("read", e, count))
+        return self
+
+    def counters(self, e: int) -> "Program":
+        self.engine(e)
+        self.words.append(self._header("COUNTERS", e))
+        self._answers(("counters", e, 1))
+        return self
+
+    def clear(self) -> "Program":
+        self.words.append(self._header("CLEAR"))
+        return self
+
+    def info(self) -> "Program":
+        self.words.append(self._header("INFO"))
+        self._answers(("info", 0, 1))
+        return self
+
+    def _answers(self, reply: tuple):
+        self.replies.append(reply)
+        self.reply_at.append(len(self.words))
+
+    def _reply_size(self, reply: tuple) -> int:
+        kind, e, count = reply
+        return count * self.engine(e)["out_words"] if kind == "read" else \
+            len(self.sys["counters"]) if kind == "counters" else 1
+
+    def reply_words(self) -> int:
+        return sum(self._reply_size(r) for r in self.replies)
+
+    def replies_before(self) -> list[int]:
+        """For each word: how many reply words the commands before it send (a host on a link that buffers one
+        word waits for them before it sends the word)."""
+        out, done, r = [], 0, 0
+        for k in range(len(self.words)):
+            while r < len(self.reply_at) and self.reply_at[r] <= k:
+                done += self._reply_size(self.replies[r])
+                r += 1
+            out.append(done)
+        return out
+
+
+def decode_replies(program: Program, words: list[int]) -> list:
+    """Reply words -> one result per answering command: read -> list of beat payloads; counters -> dict
+    (None values from the golden model); info -> dict of the INFO fields."""
+    if len(words) != program.reply_words():
+        raise ProgramError(f"replies: got {len(words)} words, expected {program.reply_words()}: the run is incomplete")
+    out, pos, w = [], 0, program.width
+    for kind, e, count in program.replies:
+        if kind == "read":
+            k = program.engine(e)["out_words"]
+            beats = []
+            for _ in range(count):
+                beats.append(sum(int(words[pos + j]) << (j * w) for j in range(k)))
+                pos += k
+            out.append(beats)
+        elif kind == "counters":
+            names = program.sys["counters"]
+            out.append(dict(zip(names, words[pos:pos + len(names)])))
+            pos += len(names)
+        else:
+            info = program.sys["info"]
+            out.append({k: (words[pos] >> f["offset"]) & ((1 << f["width"]) - 1)
+                        for k, f in info.items() if isinstance(f, dict)})
+            pos += 1
+    return out
+
+
+def _split(beat_ints: list[int], fields: list[dict]) -> dict:
+    """Payload integers -> per-field arrays of unsigned codes (array fields: (beats, count))."""
+    out = {}
+    for f in fields:
+        ew = f.get("elem_width", f["width"])
+        cnt = f.get("count", 1)
+        vals = np.array([[(b >> (f["offset"] + k * ew)) & ((1 << ew) - 1) for k in range(cnt)] for b in beat_ints],
+                        dtype=np.int64).reshape(len(beat_ints), cnt)
+        out[f["name"]] = vals if "count" in f else vals[:, 0]
+    return out
+
+
+def _join(values: dict, fields: list[dict]) -> list[int]:
+    n = len(next(iter(values.values())))
+    beats = [0] * n
+    for f in fields:
+        ew = f.get("elem_width", f["width"])
+        v = np.asarray(values[f["name"]], dtype=np.int64).reshape(n, -1)
+        for j in range(n):
+            for k, x in enumerate(v[j].tolist()):
+                beats[j] |= (x & ((1 << ew) - 1)) << (f["offset"] + k * ew)
+    return beats
+
+
+def _signed(codes, bits):
+    codes = np.asarray(codes, dtype=np.int64)
+    return np.where(codes >= 1 << (bits - 1), codes - (1 << bits), codes)
+
+
+def _lmuldot_model(cfg, beats: dict) -> dict:
+    from .lmul import lmul_dot
+    ends = np.flatnonzero(beats["last"]) + 1
+    sums, start = [], 0
+    for end in ends:
+        a, b = beats["a"][start:end][None], beats["b"][start:end][None]
+        sums.append(int(lmul_dot(a, b, cfg.format, cfg.acc_format, cfg.mode, cfg.overflow)[0]))
+        start = end
+    return {"sum": np.array(sums, dtype=np.int64)}
+
+
+def _sparse_model(cfg, beats: dict) -> dict:
+    from .sparse import chain_model
+    b = dict(beats, w=_signed(beats["w"], cfg.weight_bits), x=_signed(beats["x"], 8))
+    if cfg.packed:
+        b["x2"] = _signed(beats["x2"], 8)
+    out = chain_model(b, cfg.stages, cfg.acc_bits, packed=cfg.packed)
+    return {k: v & ((1 << cfg.acc_bits) - 1) for k, v in out.items()}
+
+
+# unit -> bit-exact model: (config, input beats as field arrays) -> output beats as field arrays (unsigned codes)
+ENGINE_MODELS = {"lmuldot": _lmuldot_model, "sparse_chain": _sparse_model}
+
+
+class GoldenSystem:
+    """Executes command words on numpy scratchpads and the engines' golden models; returns the reply words."""
+
+    def __init__(self, manifest: dict):
+        self.sys = manifest["system"]
+        depth = self.sys["spad_depth"]
+        self.spad_in = [[0] * depth for _ in self.sys["engines"]]
+        self.spad_out = [[0] * depth for _ in self.sys["engines"]]
+        for e in self.sys["engines"]:
+            if e["unit"] not in ENGINE_MODELS:
+                raise ProgramError(f"engine {e['index']}: unit {e['unit']!r} has no golden system model, "
+                                   f"allowed: {', '.join(ENGINE_MODELS)}")
+        self.configs = [PRESETS[e["preset"]] for e in self.sys["engines"]]
+
+    def execute(self, words: list[int]) -> list[int]:
+        w, depth = self.sys["host_width"], self.sys["spad_depth"]
+        ops = {v: k for k, v in self.sys["opcodes"].items()}
+        hdr = {f["name"]: f for f in self.sys["header"]}
+        replies, pos = [], 0
+        while pos < len(words):
+            word = words[pos]
+            pos += 1
+            h = {k: (word >> f["offset"]) & ((1 << f["width"]) - 1) for k, f in hdr.items()}
+            op, e = ops.get(h["op"]), h["engine"]
+            eng = self.sys["engines"][e] if e < len(self.sys["engines"]) else None
+            if op is None or (op in ("WRITE", "RUN", "READ", "COUNTERS") and eng is None):
+                raise ProgramError(f"command word {pos - 1}: op {h['op']} engine {e} is not valid for this system")
+            if op == "WRITE":
+                k = eng["in_words"]
+                for j in range(h["count"]):
+                    beat = sum(words[pos + i] << (i * w) for i in range(k)) & ((1 << eng["in_width"]) - 1)
+                    self.spad_in[e][(h["addr"] + j) % depth] = beat
+                    pos += k
+            elif op == "RUN":
+                beats = [self.spad_in[e][(h["addr"] + j) % depth] for j in range(h["count"])]
+                out = ENGINE_MODELS[eng["unit"]](self.configs[e], _split(beats, eng["in_fields"]))
+                out_beats = _join(out, eng["out_fields"]) if len(next(iter(out.values()))) else []
+                if len(out_beats) < h["count2"]:
+                    raise ProgramError(f"run: engine {e} gives {len(out_beats)} output beats for {h['count']} "
+                                       f"inputs, the command waits for {h['count2']} (the hardware would hang)")
+                for j in range(h["count2"]):
+                    self.spad_out[e][(h["addr2"] + j) % depth] = out_beats[j]
+            elif op == "READ":
+                k = eng["out_words"]
+                for j in range(h["count"]):
+                    beat = self.spad_out[e][(h["addr"] + j) % depth]
+                    replies += [(beat >> (i * w)) & ((1 << w) - 1) for i in range(k)]
+            elif op == "COUNTERS":
+                replies += [None] * len(self.sys["counters"])
+            elif op == "INFO":
+                info = self.sys["info"]
+                replies.append((info["magic_value"] << info["magic"]["offset"])
+                               | (self.sys["version"] << info["version"]["offset"])
+                               | (len(self.sys["engines"]) << info["engines"]["offset"]))
+        return replies
