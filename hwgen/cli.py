@@ -123,7 +123,7 @@ def cmd_sweep(args) -> int:
 def cmd_run(args) -> int:
     from .run_network import print_summary, run_network
     summary = run_network(args.network, args.config, args.backend, args.rtl_layers, args.limit, args.sim,
-                          out=Path(args.output))
+                          out=Path(args.output), system=args.system, rtl_samples=args.rtl_samples)
     print_summary(summary)
     print(f"wrote {Path(args.output) / ('run-' + args.network + '-' + args.backend + '.json')}")
     return 0 if summary["mismatches"] == 0 else 1
@@ -150,7 +150,7 @@ def cmd_build(args) -> int:
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
-    return run_demo(Path(args.output), sim=args.sim)
+    return run_demo(Path(args.output), sim=args.sim, rtl_samples=args.rtl_samples)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,8 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("network", help="network name: digits-mlp (L-Mul engine), digits-mlp-int8 (sparse chain), "
                     "digits-snn (spiking cores)")
     rn.add_argument("--config", help="engine config: preset or TOML (default: lmuldot-e4m3x16 / sparse-chain-8)")
-    rn.add_argument("--backend", default="golden", choices=("golden", "rtl"), help="default: golden")
-    rn.add_argument("--rtl-layers", help="comma-separated layer indices on RTL (default with --backend rtl: all)")
+    rn.add_argument("--backend", default="golden", choices=("golden", "rtl", "board"),
+                    help="golden: numpy models; rtl: the accelerator top's Verilog simulated in bulk; board: the same "
+                    "behind the UART bridge over a simulated serial line (default: golden)")
+    rn.add_argument("--system", default="system-default",
+                    help="accelerator top (preset or TOML) for rtl/board (default: system-default)")
+    rn.add_argument("--rtl-layers", help="comma-separated layer indices on rtl/board (default: all)")
+    rn.add_argument("--rtl-samples", type=int, help="only the first N samples on rtl/board, the rest golden")
     rn.add_argument("--limit", type=int, help="only the first N test samples")
     rn.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="simulator for rtl")
     rn.add_argument("-o", "--output", default="out/run", help="directory for the JSON record (default: out/run)")
@@ -239,10 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     bd.set_defaults(func=cmd_build)
 
     d = sub.add_parser("demo", help="the main job on the embedded default: generate, simulate, check, report",
-                       description="Generates the default L-Mul designs, runs them in Verilator against the "
-                       "golden model (all 65,536 E4M3 pairs; 16-lane dot products), prints the error of "
-                       "L-Mul against exact multiplication, and runs the digits MLP on the LMulDot RTL.")
+                       description="Generates the default accelerator system (an L-Mul dot-product engine and a "
+                       "sparse DSP chain behind one host port), runs the digits MLP (L-Mul) and the int8 digits MLP "
+                       "(sparse chain) on its simulated RTL for the first test images and on the golden model for "
+                       "the rest, checks the RTL bit for bit, and prints the error of L-Mul against exact "
+                       "multiplication.")
     d.add_argument("-o", "--output", default="out/demo", help="output directory (default: out/demo)")
+    d.add_argument("--rtl-samples", type=int, default=96,
+                   help="test images run on the RTL; the rest run on the golden model (default: 96)")
     d.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="simulator")
     d.set_defaults(func=cmd_demo)
     return p

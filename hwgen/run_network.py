@@ -21,6 +21,7 @@ from sw_model.network import GoldenBackend, Linear, compile_lmul, run_program
 from sw_model.network_int8 import Int8GoldenBackend, compile_int8, run_int8
 
 ROOT = Path(__file__).resolve().parent.parent
+DEVICE_BACKENDS = ("golden", "rtl", "board")
 NETWORKS = {"digits-mlp": ("lmuldot", "lmuldot-e4m3x16"), "digits-mlp-int8": ("sparse_chain", "sparse-chain-8"),
             "digits-snn": ("snn_core", None)}
 
@@ -56,15 +57,23 @@ def parse_rtl_layers(text: str | None, n_layers: int, backend: str) -> list[int]
 
 def run_network(network: str, config_name: str | None = None, backend: str = "golden",
                 rtl_layers: str | None = None, limit: int | None = None, sim: str = "verilator",
-                batch: int = 256, out: Path | None = None) -> dict:
+                batch: int = 256, out: Path | None = None, system: str = "system-default",
+                rtl_samples: int | None = None) -> dict:
+    """Run `network` on the test split. backend rtl|board: the chosen layers (default all) of the first
+    `rtl_samples` samples (default all) run on the accelerator top `system` (simulated Verilog, or the same
+    behind the UART bridge); everything else, and a reference copy of everything, runs on the golden engines."""
     if network not in NETWORKS:
         raise ValueError(f"network: got {network!r}, allowed: {', '.join(NETWORKS)}")
-    if backend not in ("golden", "rtl"):
-        raise ValueError(f"--backend: got {backend!r}, allowed: golden, rtl")
-    if limit is not None and limit < 1:
-        raise ValueError(f"--limit: got {limit}, allowed: a positive number of test samples")
+    if backend not in DEVICE_BACKENDS:
+        raise ValueError(f"--backend: got {backend!r}, allowed: {', '.join(DEVICE_BACKENDS)}")
+    for flag, value in (("--limit", limit), ("--rtl-samples", rtl_samples)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{flag}: got {value!r}, allowed: a positive number of test samples")
     engine, default_config = NETWORKS[network]
     if engine == "snn_core":
+        if backend == "board":
+            raise ValueError("--backend: got 'board', allowed for digits-snn: golden, rtl (the spiking cores are "
+                             "not engines of a system yet)")
         return _run_snn(config_name, backend, rtl_layers, limit, sim, out)
     config_name = config_name or default_config
     _, config = load_config(config_name)
@@ -85,29 +94,45 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
 
         def execute(xb, backends):
             return run_int8(config, input_scale, compiled, xb, backends)
-    on_rtl = parse_rtl_layers(rtl_layers, len(compiled), backend)
-    rtl = None
-    if on_rtl:
-        from .rtl_backend import RtlBackend
-        rtl = RtlBackend(sim=sim)
-    chosen = [rtl if i in on_rtl else golden for i in range(len(compiled))]
+    on_device = parse_rtl_layers(rtl_layers, len(compiled), backend)
+    device = None
+    if on_device:
+        from .system_backend import SystemBackend
+        device = SystemBackend(system, backend, sim)
+        device.engine_index(config)                  # the system must have this engine: fail before any work
+    n_device = len(y_test) if rtl_samples is None else min(rtl_samples, len(y_test))
+    if backend == "board":
+        batch = min(batch, 16)                       # a serial link: keep each program short
 
     t0 = time.time()
-    logits, mismatches, cycles, sim_seconds, beats = [], [0] * len(compiled), 0, 0.0, 0
-    for start in range(0, len(y_test), batch):
-        xb = x_test[start:start + batch]
-        got, records = execute(xb, chosen)
-        if on_rtl:
-            ref, ref_records = execute(xb, [golden] * len(compiled))
+    logits, mismatches = [], [0] * len(compiled)
+    cycles = sim_seconds = busy = beats = 0
+    start = 0
+    while start < len(y_test):
+        end = min(start + batch, len(y_test), n_device if start < n_device else len(y_test))
+        xb = x_test[start:end]
+        use_device = bool(on_device) and start < n_device
+        if use_device:
+            chosen = [device if i in on_device else golden for i in range(len(compiled))]
+            try:
+                got, records = execute(xb, chosen)
+            except Exception as e:
+                raise RuntimeError(f"{network}: the {backend} backend failed at samples {start}..{end - 1} "
+                                   f"({e}); no summary was written") from e
+            _, ref_records = execute(xb, [golden] * len(compiled))
             for i, (r, g) in enumerate(zip(records, ref_records)):
                 mismatches[i] += int(np.count_nonzero(r["acc"] != g["acc"]))
-            cycles += sum(r["cycles"] or 0 for r in records)
-            sim_seconds += sum(r.get("sim_seconds", 0.0) for r in records)
-            beats += sum(r.get("beats", 0) for r in records)
+                if i in on_device:
+                    cycles += r["cycles"]
+                    sim_seconds += r["sim_seconds"]
+                    busy += r["engine_busy"]
+                    beats += r["beats"]
+        else:
+            got, _ = execute(xb, [golden] * len(compiled))
         logits.append(got)
-        done = min(start + batch, len(y_test))
-        bar = "#" * int(30 * done / len(y_test))
-        print(f"\r[{bar:30s}] {done}/{len(y_test)} samples", end="", flush=True)
+        bar = "#" * int(30 * end / len(y_test))
+        print(f"\r[{bar:30s}] {end}/{len(y_test)} samples", end="", flush=True)
+        start = end
     print()
     wall = time.time() - t0
     logits = np.concatenate(logits)
@@ -115,8 +140,9 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
     float_accuracy = float(np.mean(mlp.forward(x_test).argmax(axis=1) == y_test))
     summary = {
         "network": network, "config": config_name, "backend": backend, "samples": int(len(y_test)),
+        "system": system if on_device else None, "samples_on_device": n_device if on_device else 0,
         "layers": [{"layer": i, "shape": list(layer.shape), "engine": layer.engine,
-                    "ran_on": "rtl" if i in on_rtl else "golden", "mismatches_vs_golden": mismatches[i]}
+                    "ran_on": backend if i in on_device else "golden", "mismatches_vs_golden": mismatches[i]}
                    for i, layer in enumerate(compiled)],
         "host_ops": ("input scaling/encode, bias add, ReLU, dequantize (float32) on the host for every layer"
                      if engine == "lmuldot" else
@@ -124,9 +150,10 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
         "accuracy": accuracy, "float_accuracy": float_accuracy, "mismatches": sum(mismatches),
         "wall_s": round(wall, 2),
     }
-    if on_rtl:
-        summary.update(cycles_total=cycles, cycles_per_inference=cycles / len(y_test),
-                       engine_utilization=beats / cycles if cycles else None,
+    if on_device:
+        summary.update(cycles_total=cycles, cycles_per_inference=cycles / n_device,
+                       engine_utilization={config_name: {"busy_fraction": busy / cycles if cycles else None,
+                                                         "beats_per_busy_cycle": beats / busy if busy else None}},
                        simulated_cycles_per_s=cycles / sim_seconds if sim_seconds else None)
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -151,7 +178,8 @@ def _run_snn(config_name, backend, rtl_layers, limit, sim, out) -> dict:
 
 
 def print_summary(s: dict):
-    print(f"network {s['network']} on {s['backend']} ({s['config']}), {s['samples']} test samples")
+    where = f", {s['samples_on_device']} of them on system {s['system']}" if s.get("system") else ""
+    print(f"network {s['network']} on {s['backend']} ({s['config']}), {s['samples']} test samples{where}")
     for layer in s["layers"]:
         print(f"  layer {layer['layer']}: {layer['shape'][0]}x{layer['shape'][1]} on {layer['engine']} "
               f"[{layer['ran_on']}], mismatches vs golden: {layer['mismatches_vs_golden']}")
@@ -159,10 +187,12 @@ def print_summary(s: dict):
     print(f"  accuracy {s['accuracy']:.4f} (float64 network: {s['float_accuracy']:.4f}); "
           f"mismatches vs golden: {s['mismatches']}")
     if "cycles_total" in s:
-        util = s.get("engine_utilization")
-        print(f"  cycles per inference {s['cycles_per_inference']:.0f}"
-              + (f", engine utilization {util:.3f} beats/cycle" if util is not None else "")
-              + f", simulated {s['simulated_cycles_per_s']:.0f} cycles/s")
+        print(f"  cycles per inference {s['cycles_per_inference']:.0f}, simulated "
+              f"{s['simulated_cycles_per_s']:.0f} cycles/s")
+        for name, u in (s.get("engine_utilization") or {}).items():
+            if u.get("busy_fraction") is not None:
+                print(f"  engine {name}: busy {100 * u['busy_fraction']:.1f} % of the cycles (the rest is host "
+                      f"transfers), {u['beats_per_busy_cycle']:.3f} beats per busy cycle")
     if "spikes_per_inference" in s:
         print("  spikes per inference: " + ", ".join(f"{k} {v:.0f}" for k, v in s["spikes_per_inference"].items()))
     print(f"  wall time {s['wall_s']} s")

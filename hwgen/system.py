@@ -11,7 +11,7 @@ time, in order; the header is the low bits of a command word (layout and opcodes
              addr2, count2                output beats go to OUT[e][addr2...]; done when all are written
     READ     engine, addr, count          reply: count beats x ceil(out_width / host_width) words of OUT[e]
     COUNTERS engine                       reply: one word per counter (COUNTER_NAMES), zero-extended
-    CLEAR                                 zero every performance counter
+    CLEAR                                 zero every performance counter (cycles counts from here on)
     INFO                                  reply: one word (INFO_* fields)
     NOP
 
@@ -25,7 +25,7 @@ written, so with an II=1 engine of fixed latency L: busy = count + L + 2 cycles 
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -141,7 +141,7 @@ class System(wiring.Component):
         # --- performance counters ---
         cycles = Signal(COUNTER_BITS)
         clear = Signal()
-        m.d.sync += cycles.eq(Cat(cycles + 1)[:COUNTER_BITS])
+        m.d.sync += cycles.eq(Mux(clear, 0, cycles + 1))
         errors = Signal(16)
 
         class St(enum.Enum):
@@ -196,50 +196,50 @@ class System(wiring.Component):
                                            for c in [cycles, *counters.values()])))
 
         m.d.comb += self.i.ready.eq(0)
-        with m.Switch(state):
-            with m.Case(St.IDLE):
+        with m.If(state == St.IDLE):
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(self.i.valid):
+                m.d.sync += [hdr.eq(cmd), raddr.eq(cmd.addr), waddr.eq(cmd.addr), sk_in.eq(0)]
+                global_op = (cmd.op == Opcode.INFO) | (cmd.op == Opcode.CLEAR) | (cmd.op == Opcode.NOP)
+                with m.If((cmd.op.as_value() >= len(Opcode)) | ~(engine_ok | global_op)):
+                    m.d.sync += errors.eq(errors + (errors != 0xFFFF))
+                with m.Elif(cmd.op == Opcode.WRITE):
+                    m.d.sync += [state.eq(St.WRITE), wleft.eq(cmd.count)]
+                with m.Elif(cmd.op == Opcode.RUN):
+                    m.d.sync += [state.eq(St.RUN), rleft.eq(cmd.count), waddr.eq(cmd.addr2),
+                                 wleft.eq(cmd.count2)]
+                with m.Elif(cmd.op == Opcode.READ):
+                    m.d.sync += [state.eq(St.READ), rleft.eq(cmd.count)]
+                with m.Elif((cmd.op == Opcode.COUNTERS) | (cmd.op == Opcode.INFO)):
+                    m.d.sync += state.eq(St.REPLY)
+                with m.Elif(cmd.op == Opcode.CLEAR):
+                    m.d.comb += clear.eq(1)
+        with m.Elif(state == St.WRITE):
+            with m.If(wleft == 0):
+                m.d.sync += state.eq(St.IDLE)
+            with m.Else():
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
-                    m.d.sync += [hdr.eq(cmd), raddr.eq(cmd.addr), waddr.eq(cmd.addr), sk_in.eq(0)]
-                    global_op = (cmd.op == Opcode.INFO) | (cmd.op == Opcode.CLEAR) | (cmd.op == Opcode.NOP)
-                    with m.If((cmd.op.as_value() >= len(Opcode)) | ~(engine_ok | global_op)):
-                        m.d.sync += errors.eq(errors + (errors != 0xFFFF))
-                    with m.Elif(cmd.op == Opcode.WRITE):
-                        m.d.sync += [state.eq(St.WRITE), wleft.eq(cmd.count)]
-                    with m.Elif(cmd.op == Opcode.RUN):
-                        m.d.sync += [state.eq(St.RUN), rleft.eq(cmd.count), waddr.eq(cmd.addr2),
-                                     wleft.eq(cmd.count2)]
-                    with m.Elif(cmd.op == Opcode.READ):
-                        m.d.sync += [state.eq(St.READ), rleft.eq(cmd.count)]
-                    with m.Elif((cmd.op == Opcode.COUNTERS) | (cmd.op == Opcode.INFO)):
-                        m.d.sync += state.eq(St.REPLY)
-                    with m.Elif(cmd.op == Opcode.CLEAR):
-                        m.d.comb += clear.eq(1)
-            with m.Case(St.WRITE):
-                with m.If(wleft == 0):
-                    m.d.sync += state.eq(St.IDLE)
-                with m.Else():
-                    m.d.comb += self.i.ready.eq(1)
-                    with m.If(self.i.valid):
-                        with m.Switch(sk_in):
-                            for j in range(max(k_in)):
-                                with m.Case(j):
-                                    m.d.sync += stage[j * w:(j + 1) * w].eq(word)
-                        with m.If(beat_last):
-                            m.d.sync += [sk_in.eq(0), waddr.eq(waddr + 1), wleft.eq(wleft - 1)]
-                        with m.Else():
-                            m.d.sync += sk_in.eq(sk_in + 1)
-            with m.Case(St.RUN):
-                with m.If(reader_done & (wleft == 0)):
-                    m.d.sync += state.eq(St.IDLE)
-            with m.Case(St.READ):
-                with m.If(reader_done):
-                    m.d.sync += state.eq(St.IDLE)
-            with m.Case(St.REPLY):
-                with m.If(s_take):
-                    info = Cat(Const(INFO_MAGIC, 32), Const(VERSION, 8), Const(n_eng, 8), errors)
-                    m.d.comb += [s_beat_valid.eq(1), s_beat.eq(reply), s_beat_words.eq(len(COUNTER_NAMES))]
-                    with m.If(hdr.op == Opcode.INFO):
-                        m.d.comb += [s_beat.eq(info), s_beat_words.eq(1)]
-                    m.d.sync += state.eq(St.IDLE)
+                    for j in range(max(k_in) - 1):          # the last word of a beat is not staged
+                        with m.If(sk_in == j):
+                            m.d.sync += stage[j * w:(j + 1) * w].eq(word)
+                    with m.If(beat_last):
+                        m.d.sync += [sk_in.eq(0), waddr.eq(waddr + 1), wleft.eq(wleft - 1)]
+                    with m.Else():
+                        m.d.sync += sk_in.eq(sk_in + 1)
+        with m.Elif(state == St.RUN):
+            with m.If(reader_done & (wleft == 0)):
+                m.d.sync += state.eq(St.IDLE)
+        with m.Elif(state == St.READ):
+            with m.If(reader_done):
+                m.d.sync += state.eq(St.IDLE)
+        with m.Elif(state == St.REPLY):
+            with m.If(s_take):
+                info = Cat(Const(INFO_MAGIC, 32), Const(VERSION, 8), Const(n_eng, 8), errors)
+                m.d.comb += [s_beat_valid.eq(1), s_beat.eq(reply), s_beat_words.eq(len(COUNTER_NAMES))]
+                with m.If(hdr.op == Opcode.INFO):
+                    m.d.comb += [s_beat.eq(info), s_beat_words.eq(1)]
+                m.d.sync += state.eq(St.IDLE)
+        with m.Else():                     # unreachable codes of the 3-bit state: back to IDLE
+            m.d.sync += state.eq(St.IDLE)
         return m
