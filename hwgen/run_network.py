@@ -106,7 +106,7 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
 
     t0 = time.time()
     logits, mismatches = [], [0] * len(compiled)
-    cycles = sim_seconds = busy = beats = 0
+    cycles = model_cycles = sim_seconds = busy = beats = 0
     start = 0
     while start < len(y_test):
         end = min(start + batch, len(y_test), n_device if start < n_device else len(y_test))
@@ -124,6 +124,7 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
                 mismatches[i] += int(np.count_nonzero(r["acc"] != g["acc"]))
                 if i in on_device:
                     cycles += r["cycles"]
+                    model_cycles += r["model_cycles"]
                     sim_seconds += r["sim_seconds"]
                     busy += r["engine_busy"]
                     beats += r["beats"]
@@ -151,7 +152,7 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
         "wall_s": round(wall, 2),
     }
     if on_device:
-        summary.update(cycles_total=cycles, cycles_per_inference=cycles / n_device,
+        summary.update(cycles_total=cycles, cycles_model_total=model_cycles, cycles_per_inference=cycles / n_device,
                        engine_utilization={config_name: {"busy_fraction": busy / cycles if cycles else None,
                                                          "beats_per_busy_cycle": beats / busy if busy else None}},
                        simulated_cycles_per_s=cycles / sim_seconds if sim_seconds else None)

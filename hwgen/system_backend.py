@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sw_model.configs import PRESETS, load_config
-from sw_model.system import GoldenSystem, Program, ProgramError, _join, _split, decode_replies
+from sw_model.system import GoldenSystem, Program, ProgramError, _join, _split, decode_replies, program_cycles
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("golden", "rtl", "board")
@@ -123,7 +123,8 @@ class SystemBackend:
         replies, stats = self.execute(program)
         out_beats = [b for r in replies[:-1] for b in r]
         counters = replies[-1]
-        stats.update(beats=counters["in_beats"] if counters["in_beats"] is not None else len(words),
+        stats.update(model_cycles=program_cycles(program),
+                     beats=counters["in_beats"] if counters["in_beats"] is not None else len(words),
                      engine_busy=counters["busy"], in_stall=counters["in_stall"])
         return _split(out_beats, eng["out_fields"]), stats
 

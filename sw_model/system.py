@@ -264,3 +264,41 @@ class GoldenSystem:
                                | (self.sys["version"] << info["version"]["offset"])
                                | (len(self.sys["engines"]) << info["engines"]["offset"]))
         return replies
+
+
+def program_cycles(program: Program) -> int:
+    """The documented cycle model of a program on the RTL when the host offers a word every cycle and takes every
+    reply word at once: cycles from the first header's handshake to the last reply word's, plus one.
+
+    With a command's header accepted at cycle t: CLEAR/NOP free the decoder at t+1; WRITE of n beats at
+    t + 2 + n * in_words; RUN of n beats on an II=1 engine of latency L at t + 3 + n + L (its `busy` counter
+    reads n + L + 2). Replies leave through one serializer, one word per cycle: it loads a beat at cycle
+    L0 = max(start, when it last went free) and sends its words in the following cycles. INFO/COUNTERS: start t+1,
+    decoder free at L0 + 1. READ of c beats of k words: start t+2, beat j loads at L0 + j*k, decoder free at
+    L0 + (c-1)*k + 2 (t+2 when c = 0)."""
+    hdr = {f["name"]: f for f in program.sys["header"]}
+    ops = {v: k for k, v in program.sys["opcodes"].items()}
+    t = end = s_free = pos = 0
+    words = program.words
+    while pos < len(words):
+        h = {k: (words[pos] >> f["offset"]) & ((1 << f["width"]) - 1) for k, f in hdr.items()}
+        op = ops[h["op"]]
+        eng = program.sys["engines"][h["engine"]] if h["engine"] < len(program.sys["engines"]) else None
+        pos += 1
+        if op == "WRITE":
+            pos += h["count"] * eng["in_words"]
+            t += 2 + h["count"] * eng["in_words"]
+        elif op == "RUN":
+            t += 3 + h["count"] + eng["latency"]
+        elif op == "READ" and h["count"]:
+            k, c = eng["out_words"], h["count"]
+            load = max(t + 2, s_free)
+            end = s_free = load + c * k
+            t = load + (c - 1) * k + 2
+        elif op in ("INFO", "COUNTERS"):
+            load = max(t + 1, s_free)
+            end = s_free = load + (len(program.sys["counters"]) if op == "COUNTERS" else 1)
+            t = load + 1
+        else:
+            t += 2 if op == "READ" else 1
+    return end + 1
