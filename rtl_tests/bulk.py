@@ -94,15 +94,13 @@ def _bucket(n: int) -> int:
     return max(1 << 16, 1 << (max(n, 1) - 1).bit_length())
 
 
-def build_bulk(verilog: Path, manifest: dict, depth: int, sim: str) -> Path:
+def compile_testbench(tb: str, tb_top: str, verilog: Path, sim: str, kind: str) -> Path:
+    """Compile a generated Verilog testbench `tb` (top module `tb_top`) with the design once per (texts, simulator);
+    returns the executable (Verilator) or the vvp file (Icarus)."""
     check_simulator(sim)
-    streams = {s["name"]: s for s in manifest["streams"]}
-    widths = {p["name"]: p["width"] for p in manifest["ports"]}
-    tb = TESTBENCH.format(iw=widths[streams["i"]["payload"]], ow=widths[streams["o"]["payload"]],
-                          depth=depth, top=manifest["top"])
     key = hashlib.sha256(json.dumps([verilog.read_text(), tb, sim]).encode()).hexdigest()[:16]
-    out = BUILD / "bulk" / f"{sim}-{manifest['top']}-{key}"
-    binary = out / ("Vhwgen_bulk_tb" if sim == "verilator" else "sim.vvp")
+    out = BUILD / kind / f"{sim}-{verilog.stem}-{key}"
+    binary = out / (f"V{tb_top}" if sim == "verilator" else "sim.vvp")
     if binary.exists():
         return binary
     tmp = out.with_name(out.name + f".tmp{uuid.uuid4().hex[:6]}")
@@ -113,18 +111,27 @@ def build_bulk(verilog: Path, manifest: dict, depth: int, sim: str) -> Path:
         if shutil.which("ccache"):
             env.setdefault("OBJCACHE", "ccache")
         cmd = ["verilator", "--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--threads", "1",
-               "-O3", "-CFLAGS", "-std=c++20 -fcoroutines", "--top-module", "hwgen_bulk_tb", "-Mdir", str(tmp), "tb.v", str(verilog), "-j", "2"]
+               "-O3", "-CFLAGS", "-std=c++20 -fcoroutines", "--top-module", tb_top, "-Mdir", str(tmp), "tb.v",
+               str(verilog), "-j", "2"]
     else:
         env = dict(os.environ)
-        cmd = ["iverilog", "-g2012", "-o", "sim.vvp", "-s", "hwgen_bulk_tb", "tb.v", str(verilog)]
+        cmd = ["iverilog", "-g2012", "-o", "sim.vvp", "-s", tb_top, "tb.v", str(verilog)]
     proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env)
     if proc.returncode:
-        raise RuntimeError(f"bulk testbench build failed ({sim}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{kind} testbench build failed ({sim}):\n{proc.stderr[-3000:]}")
     try:
         os.replace(tmp, out)
     except OSError:                              # another worker finished the same build first
         shutil.rmtree(tmp, ignore_errors=True)
     return binary
+
+
+def build_bulk(verilog: Path, manifest: dict, depth: int, sim: str) -> Path:
+    streams = {s["name"]: s for s in manifest["streams"]}
+    widths = {p["name"]: p["width"] for p in manifest["ports"]}
+    tb = TESTBENCH.format(iw=widths[streams["i"]["payload"]], ow=widths[streams["o"]["payload"]],
+                          depth=depth, top=manifest["top"])
+    return compile_testbench(tb, "hwgen_bulk_tb", verilog, sim, "bulk")
 
 
 def _write_hex(path: Path, values: list[int], width: int):

@@ -7,8 +7,6 @@ an answer before it sends past a command that keeps the unit busy). No Python ru
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -16,7 +14,8 @@ import time
 import uuid
 from pathlib import Path
 
-from harness import BUILD, check_simulator
+from bulk import compile_testbench
+from harness import BUILD
 
 TESTBENCH = """`timescale 1ns/1ps
 module hwgen_uart_tb;
@@ -96,37 +95,6 @@ def _bridged_verilog(config, divisor: int) -> tuple[Path, str]:
     return path, top
 
 
-def _build(verilog: Path, top: str, depth: int, divisor: int, sim: str) -> Path:
-    check_simulator(sim)
-    tb = TESTBENCH.format(depth=depth, divisor=divisor, top=top)
-    key = hashlib.sha256(json.dumps([verilog.read_text(), tb, sim]).encode()).hexdigest()[:16]
-    out = BUILD / "uart" / f"{sim}-{top}-{key}"
-    binary = out / ("Vhwgen_uart_tb" if sim == "verilator" else "sim.vvp")
-    if binary.exists():
-        return binary
-    tmp = out.with_name(out.name + f".tmp{uuid.uuid4().hex[:6]}")
-    tmp.mkdir(parents=True)
-    (tmp / "tb.v").write_text(tb)
-    if sim == "verilator":
-        env = dict(os.environ, MAKEFLAGS="CFG_CXXFLAGS_PCH_I=-include")   # see harness.build
-        if shutil.which("ccache"):
-            env.setdefault("OBJCACHE", "ccache")
-        cmd = ["verilator", "--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--threads", "1",
-               "-O3", "-CFLAGS", "-std=c++20 -fcoroutines", "--top-module", "hwgen_uart_tb", "-Mdir", str(tmp),
-               "tb.v", str(verilog), "-j", "2"]
-    else:
-        env = dict(os.environ)
-        cmd = ["iverilog", "-g2012", "-o", "sim.vvp", "-s", "hwgen_uart_tb", "tb.v", str(verilog)]
-    proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env)
-    if proc.returncode:
-        raise RuntimeError(f"UART testbench build failed ({sim}):\n{proc.stderr[-3000:]}")
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return binary
-
-
 def run_uart(config, data: bytes, wait: list[int], n_reply: int, *, divisor: int = 4,
              sim: str = "verilator") -> dict:
     """Send `data` over the simulated serial line (byte k after `wait[k]` reply bytes); returns the reply bytes,
@@ -135,7 +103,8 @@ def run_uart(config, data: bytes, wait: list[int], n_reply: int, *, divisor: int
         raise ValueError(f"wait: got {len(wait)} entries, allowed: one per byte ({len(data)})")
     verilog, top = _bridged_verilog(config, divisor)
     depth = max(1 << 16, 1 << (max(len(data), n_reply, 1) - 1).bit_length())
-    binary = _build(verilog, top, depth, divisor, sim)
+    binary = compile_testbench(TESTBENCH.format(depth=depth, divisor=divisor, top=top), "hwgen_uart_tb", verilog,
+                               sim, "uart")
     job = BUILD / "jobs" / f"uart-{uuid.uuid4().hex[:12]}"
     job.mkdir(parents=True)
     try:

@@ -40,6 +40,7 @@ def check_float_format(field, name, max_bits=32):
 
 
 UNITS: dict[str, type] = {}
+FAMILIES_LOADED = False          # set once every family below has registered its presets
 PRESETS: dict[str, object] = {}
 
 
@@ -117,3 +118,4 @@ from . import bitmod_config  # noqa: E402,F401
 from . import sparse_config  # noqa: E402,F401
 from . import attention_config  # noqa: E402,F401
 from . import system_config  # noqa: E402,F401
+FAMILIES_LOADED = True

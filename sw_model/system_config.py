@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import configs
 from .configs import PRESETS, ConfigError, check_int, register_unit
 
 HEADER_OP_BITS = 4
@@ -25,11 +26,8 @@ class SystemConfig:
         if not isinstance(self.engines, tuple) or not 1 <= len(self.engines) <= 1 << HEADER_ENGINE_BITS:
             raise ConfigError(f"engines: got {self.engines!r}, allowed: a list of 1 to {1 << HEADER_ENGINE_BITS} "
                               "unit preset names")
-        for name in self.engines:
-            cfg = PRESETS.get(name) if isinstance(name, str) else None
-            if cfg is None or cfg.unit == "system":
-                raise ConfigError(f"engines: got {name!r}, allowed: unit presets "
-                                  f"({', '.join(n for n, c in PRESETS.items() if c.unit != 'system')})")
+        if configs.FAMILIES_LOADED:     # presets below are built while the families may still be importing
+            self.engine_configs
         check_int("host_width", self.host_width, 64, 1024)
         if self.host_width % 32:
             raise ConfigError(f"host_width: got {self.host_width}, allowed: a multiple of 32 from 64 to 1024")
@@ -42,6 +40,11 @@ class SystemConfig:
 
     @property
     def engine_configs(self) -> list:
+        for name in self.engines:
+            cfg = PRESETS.get(name) if isinstance(name, str) else None
+            if cfg is None or cfg.unit == "system":
+                raise ConfigError(f"engines: got {name!r}, allowed: unit presets "
+                                  f"({', '.join(n for n, c in PRESETS.items() if c.unit != 'system')})")
         return [PRESETS[name] for name in self.engines]
 
     @property

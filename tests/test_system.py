@@ -103,3 +103,9 @@ def test_backend_errors():
     with pytest.raises(ValueError, match="has no engine with this lmuldot config; it has sparse-chain-8"):
         SystemBackend("system-int8", "golden").dot(PRESETS["lmuldot-e4m3x16"], np.zeros((1, 16), int),
                                                     np.zeros((1, 16), int))
+
+
+def test_every_system_preset_resolves_its_engines():
+    for name, cfg in PRESETS.items():
+        if cfg.unit == "system":
+            assert [c.unit for c in cfg.engine_configs]
