@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "layers on the RTL (bulk simulation), and reports accuracy, bit-exact agreement with the "
                         "golden backend, cycles per inference and simulation speed.")
     rn.add_argument("network", help="network name: digits-mlp (L-Mul engine), digits-mlp-int8 (sparse chain), "
-                    "digits-snn (spiking cores)")
+                    "digits-cnn (sparse chain, conv via im2col), digits-snn (spiking cores)")
     rn.add_argument("--config", help="engine config: preset or TOML (default: lmuldot-e4m3x16 / sparse-chain-8)")
     rn.add_argument("--backend", default="golden", choices=("golden", "rtl", "board"),
                     help="golden: numpy models; rtl: the accelerator top's Verilog simulated in bulk; board: the same "

@@ -5,7 +5,10 @@ Networks (sklearn digits, MLP 64-32-10 trained by the project's numpy code with 
   digits-mlp-int8  TFLite-style int8 (per-channel weights, requantization on the host) on the sparse DSP chain
                    engine in dense mode
   digits-snn       the MLP converted to a rate-coded SNN on two spiking cores (hwgen/run_snn.py)
-The golden backend always runs too: the summary counts RTL results that differ from it (must be 0).
+  digits-cnn       a small int8 CNN (conv via im2col on the sparse chain, pooling on the host; hwgen/run_cnn.py)
+Backends: golden (numpy), rtl (the accelerator top `--system` simulated in bulk), board (the same behind the UART
+bridge over a simulated serial line). The golden backend always runs too: the summary counts device results that
+differ from it (must be 0).
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from sw_model.network_int8 import Int8GoldenBackend, compile_int8, run_int8
 ROOT = Path(__file__).resolve().parent.parent
 DEVICE_BACKENDS = ("golden", "rtl", "board")
 NETWORKS = {"digits-mlp": ("lmuldot", "lmuldot-e4m3x16"), "digits-mlp-int8": ("sparse_chain", "sparse-chain-8"),
-            "digits-snn": ("snn_core", None)}
+            "digits-snn": ("snn_core", None), "digits-cnn": ("sparse_chain", "sparse-chain-8")}
 
 
 def _digits_mlp(seed: int = 0):
@@ -41,14 +44,19 @@ def _digits_mlp(seed: int = 0):
     return layers, mlp, (x_train, y_train, x_test, y_test)
 
 
-def parse_rtl_layers(text: str | None, n_layers: int, backend: str) -> list[int]:
-    if text is None:
-        return list(range(n_layers)) if backend == "rtl" else []
+def _layer_indices(text: str, n_layers: int) -> list[int]:
     try:
-        chosen = sorted({int(t) for t in text.split(",") if t.strip()})
+        return sorted({int(t) for t in text.split(",") if t.strip()})
     except ValueError:
         raise ValueError(f"--rtl-layers: got {text!r}, allowed: comma-separated layer indices 0..{n_layers - 1}") \
             from None
+
+
+def parse_rtl_layers(text: str | None, n_layers: int, backend: str) -> list[int]:
+    """Indices of the layers that run on the device backend (default: all of them unless golden)."""
+    if text is None:
+        return list(range(n_layers)) if backend != "golden" else []
+    chosen = _layer_indices(text, n_layers)
     bad = [i for i in chosen if not 0 <= i < n_layers]
     if bad:
         raise ValueError(f"--rtl-layers: got {bad}, allowed: layer indices 0..{n_layers - 1}")
@@ -70,6 +78,11 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError(f"{flag}: got {value!r}, allowed: a positive number of test samples")
     engine, default_config = NETWORKS[network]
+    if network == "digits-cnn":
+        from .run_cnn import run_digits_cnn
+        layers = None if rtl_layers is None else _layer_indices(rtl_layers, 6)
+        return run_digits_cnn(config_name, backend, layers, limit, sim, out=out, rtl_samples=rtl_samples,
+                              system=system)
     if engine == "snn_core":
         if backend == "board":
             raise ValueError("--backend: got 'board', allowed for digits-snn: golden, rtl (the spiking cores are "

@@ -94,22 +94,20 @@ class SystemBackend:
         return decode_replies(program, [v for _, v in messages]), {"cycles": res["cycles"],
                                                                    "sim_seconds": res["sim_seconds"]}
 
-    def run_engine(self, config, beats: dict) -> tuple[dict, dict]:
-        """Input beats (field arrays; vectors end at `last`) through the system's engine for `config`; returns the
-        output field arrays (unsigned codes, one beat per vector) and the stats."""
+    def program(self, config, beats: dict) -> tuple[Program, int]:
+        """The command program that runs input beats (field arrays; vectors end at `last`) through the engine of
+        `config`: CLEAR, per chunk that fits the scratchpads WRITE + RUN + READ, then COUNTERS."""
         e = self.engine_index(config)
         program = Program(self.manifest)
-        eng, depth = program.engine(e), program.depth
-        words = _join(beats, eng["in_fields"])
+        depth = program.depth
+        words = _join(beats, program.engine(e)["in_fields"])
         ends = (np.flatnonzero(np.asarray(beats["last"])) + 1).tolist()
         if not ends or ends[-1] != len(words):
             raise ProgramError("beats: the last beat must end a vector (last = 1)")
         program.clear()
-        start, n_vectors = 0, 0
-        chunk_start = 0
+        chunk_start = start = n_vectors = 0
         for end in ends + [None]:
-            full = end is None or end - chunk_start > depth or n_vectors + 1 > depth
-            if full and n_vectors:
+            if n_vectors and (end is None or end - chunk_start > depth or n_vectors + 1 > depth):
                 program.write(e, 0, words[chunk_start:start]).run(e, 0, start - chunk_start, 0, n_vectors) \
                     .read(e, 0, n_vectors)
                 chunk_start, n_vectors = start, 0
@@ -120,13 +118,19 @@ class SystemBackend:
                                    f"{depth} (use a system with deeper scratchpads)")
             start, n_vectors = end, n_vectors + 1
         program.counters(e)
+        return program, e
+
+    def run_engine(self, config, beats: dict) -> tuple[dict, dict]:
+        """Input beats through the system's engine for `config`; returns the output field arrays (unsigned
+        codes, one beat per vector) and the stats."""
+        program, e = self.program(config, beats)
         replies, stats = self.execute(program)
         out_beats = [b for r in replies[:-1] for b in r]
         counters = replies[-1]
         stats.update(model_cycles=program_cycles(program),
-                     beats=counters["in_beats"] if counters["in_beats"] is not None else len(words),
+                     beats=counters["in_beats"] if counters["in_beats"] is not None else len(beats["last"]),
                      engine_busy=counters["busy"], in_stall=counters["in_stall"])
-        return _split(out_beats, eng["out_fields"]), stats
+        return _split(out_beats, program.engine(e)["out_fields"]), stats
 
     def dot(self, config, x_codes: np.ndarray, w_codes: np.ndarray) -> tuple[np.ndarray, dict]:
         """(N, K) x (J, K) -> (N, J) accumulator codes on the system's LMulDot engine."""

@@ -85,3 +85,26 @@ def test_digits_snn_golden_and_its_errors(tmp_path):
     assert s["mismatches"] == 0 and s["accuracy"] >= s["float_accuracy"] - 0.05
     with pytest.raises(ValueError, match="--config: got 'sparse-chain-8', allowed: none for digits-snn"):
         run_network("digits-snn", config_name="sparse-chain-8")
+
+
+def test_device_errors_name_what_and_where(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="has no engine with this lmuldot config; it has sparse-chain-8"):
+        run_network("digits-mlp", backend="rtl", system="system-int8", out=tmp_path)
+    with pytest.raises(ValueError, match="--backend: got 'board', allowed for digits-snn: golden, rtl"):
+        run_network("digits-snn", backend="board")
+    with pytest.raises(ValueError, match="--rtl-samples: got 0"):
+        run_network("digits-mlp", backend="rtl", rtl_samples=0)
+
+    from hwgen.system import System
+    from hwgen.system_backend import SystemBackend
+    from sw_model.configs import PRESETS
+    system_map = {"name": "system-default", "unit": "system", **System(PRESETS["system-default"]).manifest_extra()}
+
+    def dies(self, program):
+        raise RuntimeError("bulk simulation failed (verilator): killed")
+    monkeypatch.setattr(SystemBackend, "manifest", property(lambda self: system_map))   # no Verilog needed
+    monkeypatch.setattr(SystemBackend, "execute", dies)
+    with pytest.raises(RuntimeError, match=r"digits-mlp-int8: the rtl backend failed at samples 0\.\.9 "
+                                           r"\(bulk simulation failed \(verilator\): killed\); no summary was written"):
+        run_network("digits-mlp-int8", backend="rtl", limit=10, out=tmp_path)
+    assert not list(tmp_path.glob("*.json")), "a partial run must not leave a summary"

@@ -1,0 +1,152 @@
+"""Simulation speed of the accelerator top: `hwgen run --backend rtl`'s bulk path next to a per-cycle Python
+(cocotb) driver of the same command program and the free-running speed of the same Verilator model, measured
+in one run on the same design (issue 7's goals: >= 25 % of free-running, >= 5x the per-cycle driver).
+
+    python benchmarks/system_sim_speed.py [--samples 360] [--cocotb-samples 8] [--out docs/results]
+
+The program is the digits MLP's first layer (L-Mul engine) for `--samples` test images. Builds are warmed first;
+wall times include process start and file I/O. Writes system_sim_speed.json and .md."""
+import argparse
+import json
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "rtl_tests"))
+
+from bulk import compile_testbench, run_bulk  # noqa: E402
+from harness import BUILD, design, run_bench  # noqa: E402
+
+from hwgen.run_network import _digits_mlp  # noqa: E402
+from hwgen.system_backend import SystemBackend  # noqa: E402
+from sw_model.configs import PRESETS  # noqa: E402
+from sw_model.formats import encode  # noqa: E402
+from sw_model.network import compile_lmul  # noqa: E402
+from sw_model.system import GoldenSystem, program_cycles  # noqa: E402
+
+SYSTEM, NAME = "system-default", "system_default"
+
+FREE_TB = """`timescale 1ns/1ps
+module hwgen_free_tb;
+  reg clk = 0, rst = 1;
+  integer cycles, n;
+  wire i_ready, o_valid;
+  wire [{w}-1:0] o_payload;
+  // the host keeps offering the same RUN (all beats of IN[0], no outputs): the engine works every cycle
+  {top} dut (.clk(clk), .rst(rst), .i__valid(1'b1), .i__ready(i_ready), .i__payload({w}'h{run:x}),
+             .o__valid(o_valid), .o__ready(1'b1), .o__payload(o_payload));
+  always #5 clk = ~clk;
+  initial begin
+    if (!$value$plusargs("n=%d", n)) n = 1000000;
+    repeat (4) @(posedge clk);
+    rst = 0;
+    repeat (n) @(posedge clk);
+    $display("HWGEN_FREE_DONE cycles=%0d", n);
+    $finish;
+  end
+endmodule
+"""
+
+
+def layer0_program(backend: SystemBackend, samples: int):
+    layers, _, (x_train, _, x_test, _) = _digits_mlp()
+    cfg = PRESETS["lmuldot-e4m3x16"]
+    layer = compile_lmul(layers, cfg, x_train).layers[0]
+    x = np.zeros((samples, layer.w_codes.shape[1]), dtype=np.int64)
+    x[:, :64] = encode(x_test[:samples] * 2.0 ** layer.x_shift, cfg.format, overflow="saturate")
+    n, k, j = samples, x.shape[1], layer.w_codes.shape[0]
+    a = np.broadcast_to(x[:, None, :], (n, j, k)).reshape(-1, cfg.lanes)
+    b = np.broadcast_to(layer.w_codes[None, :, :], (n, j, k)).reshape(-1, cfg.lanes)
+    last = np.tile(np.arange(k // cfg.lanes) == k // cfg.lanes - 1, n * j).astype(np.int64)
+    return backend.program(cfg, {"a": a, "b": b, "last": last})[0]
+
+
+def free_running(verilog, manifest, cycles: int) -> float:
+    from sw_model.system import Program
+    run = Program(manifest).run(0, 0, manifest["system"]["spad_depth"], 0, 0).words[0]
+    tb = FREE_TB.format(w=manifest["system"]["host_width"], top=manifest["top"], run=run)
+    binary = compile_testbench(tb, "hwgen_free_tb", verilog, "verilator", "free")
+    import subprocess
+    t0 = time.time()
+    proc = subprocess.run([str(binary), f"+n={cycles}"], capture_output=True, text=True)
+    seconds = time.time() - t0
+    if "HWGEN_FREE_DONE" not in proc.stdout:
+        raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
+    return cycles / seconds
+
+
+def per_cycle_driver(verilog, manifest, program) -> tuple[float, list[int], int]:
+    job = BUILD / "jobs" / f"systb-{uuid.uuid4().hex[:8]}"
+    job.mkdir(parents=True)
+    spec = {"manifest": str(verilog.with_suffix(".json")), "words": [format(w, "x") for w in program.words],
+            "n_reply": program.reply_words(), "result": str(job / "result.json")}
+    (job / "job.json").write_text(json.dumps(spec))
+    t0 = time.time()
+    run_bench(verilog, manifest, "system_tb", {"HWGEN_JOB": job / "job.json"})
+    seconds = time.time() - t0
+    res = json.loads((job / "result.json").read_text())
+    return res["cycles"] / seconds, [int(r, 16) for r in res["replies"]], res["cycles"]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--samples", type=int, default=360, help="test images in the bulk program (default: 360)")
+    p.add_argument("--cocotb-samples", type=int, default=8, help="test images for the per-cycle driver (default 8)")
+    p.add_argument("--out", default=str(ROOT / "docs" / "results"))
+    args = p.parse_args(argv)
+    backend = SystemBackend(SYSTEM, "rtl")
+    verilog, manifest = design(PRESETS[SYSTEM], NAME)
+    big, small = layer0_program(backend, args.samples), layer0_program(backend, args.cocotb_samples)
+    print(f"program: {len(big.words)} host words, {big.reply_words()} reply words; warming the builds ...")
+    run_bulk(PRESETS[SYSTEM], small.words, small.reply_words(), name=NAME)
+    free_running(verilog, manifest, 1000)
+    per_cycle_driver(verilog, manifest, layer0_program(backend, 1))
+
+    golden = GoldenSystem(manifest).execute(big.words)
+    golden_small = GoldenSystem(manifest).execute(small.words)
+    t0 = time.time()
+    res = run_bulk(PRESETS[SYSTEM], big.words, big.reply_words(), name=NAME)
+    bulk_wall = time.time() - t0
+    n_counters = len(manifest["system"]["counters"])       # the golden model has no counter values
+    bulk_exact = res["outputs"][:-n_counters] == golden[:-n_counters]
+    bulk_speed = res["cycles"] / bulk_wall
+    cocotb_speed, replies, cocotb_cycles = per_cycle_driver(verilog, manifest, small)
+    cocotb_exact = replies[:-n_counters] == golden_small[:-n_counters]
+    free_speed = free_running(verilog, manifest, max(res["cycles"], 200_000))
+    rows = [
+        {"flow": "free-running Verilator model (no I/O)", "cycles_per_s": free_speed},
+        {"flow": f"bulk testbench (`hwgen run --backend rtl`), {args.samples} images", "cycles": res["cycles"],
+         "model_cycles": program_cycles(big), "wall_s": bulk_wall, "cycles_per_s": bulk_speed,
+         "bit_exact": bulk_exact},
+        {"flow": f"cocotb per-cycle driver, {args.cocotb_samples} images", "cycles": cocotb_cycles,
+         "model_cycles": program_cycles(small), "cycles_per_s": cocotb_speed, "bit_exact": cocotb_exact},
+    ]
+    ratios = {"bulk_vs_free_running": bulk_speed / free_speed, "bulk_vs_per_cycle_driver": bulk_speed / cocotb_speed}
+    record = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "system": SYSTEM,
+              "command": "python benchmarks/system_sim_speed.py " + " ".join(argv or sys.argv[1:]),
+              "rows": rows, "ratios": ratios, "goals": {"bulk_vs_free_running": 0.25, "bulk_vs_per_cycle_driver": 5}}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "system_sim_speed.json").write_text(json.dumps(record, indent=2) + "\n")
+    lines = ["# Simulation speed of the accelerator top", "",
+             f"Generated {record['generated']} by `{record['command'].strip()}` (2-core machine, shared). The "
+             f"program is layer 0 of the digits MLP on the L-Mul engine of `{SYSTEM}`; wall times include process "
+             "start and file I/O, not builds.", "",
+             "| flow | cycles | model cycles | cycles/s | bit-exact vs golden |", "|---|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['flow']} | {r.get('cycles', '')} | {r.get('model_cycles', '')} | "
+                     f"{r['cycles_per_s']:,.0f} | {r.get('bit_exact', '')} |")
+    lines += ["", f"Bulk / free-running: **{ratios['bulk_vs_free_running']:.2f}** (goal >= 0.25); "
+              f"bulk / per-cycle driver: **{ratios['bulk_vs_per_cycle_driver']:.1f}x** (goal >= 5x)."]
+    (out / "system_sim_speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0 if bulk_exact and cocotb_exact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
