@@ -445,10 +445,9 @@ class Program:
         for c in range(0, cols.shape[1], step):
             acc, s = backend.gemm(self.config, st.w_q, cols[:, c:c + step])
             accs.append(np.asarray(acc, np.int64))
-            if s.get("cycles") is not None:
-                stats["cycles"] = (stats["cycles"] or 0) + s["cycles"]
-            stats["beats"] += s.get("beats", 0)
-            stats["sim_seconds"] += s.get("sim_seconds", 0.0)
+            for key, value in s.items():               # sum the backend's counts over the calls (None: none)
+                if value is not None:
+                    stats[key] = (stats.get(key) or 0) + value
         acc = np.concatenate(accs, axis=1) + st.bias_q[:, None]            # (R, columns) int32
         y = requantize(acc, st.multiplier[:, None], st.shift[:, None], 0, st.lo, st.hi).astype(np.int64)
         if isinstance(layer, Conv2d):
