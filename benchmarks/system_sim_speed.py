@@ -27,7 +27,7 @@ from hwgen.system_backend import SystemBackend  # noqa: E402
 from sw_model.configs import PRESETS  # noqa: E402
 from sw_model.formats import encode  # noqa: E402
 from sw_model.network import compile_lmul  # noqa: E402
-from sw_model.system import GoldenSystem, program_cycles  # noqa: E402
+from sw_model.system import GoldenSystem, Program, program_cycles  # noqa: E402
 
 SYSTEM, NAME = "system-default", "system_default"
 
@@ -67,7 +67,6 @@ def layer0_program(backend: SystemBackend, samples: int):
 
 
 def free_running(verilog, manifest, cycles: int) -> float:
-    from sw_model.system import Program
     run = Program(manifest).run(0, 0, manifest["system"]["spad_depth"], 0, 0).words[0]
     tb = FREE_TB.format(w=manifest["system"]["host_width"], top=manifest["top"], run=run)
     binary = compile_testbench(tb, "hwgen_free_tb", verilog, "verilator", "free")
@@ -103,7 +102,7 @@ def main(argv=None):
     verilog, manifest = design(PRESETS[SYSTEM], NAME)
     big, small = layer0_program(backend, args.samples), layer0_program(backend, args.cocotb_samples)
     print(f"program: {len(big.words)} host words, {big.reply_words()} reply words; warming the builds ...")
-    run_bulk(PRESETS[SYSTEM], small.words, small.reply_words(), name=NAME)
+    run_bulk(PRESETS[SYSTEM], big.words, big.reply_words(), name=NAME)      # the same depth bucket as below
     free_running(verilog, manifest, 1000)
     per_cycle_driver(verilog, manifest, layer0_program(backend, 1))
 
@@ -115,18 +114,27 @@ def main(argv=None):
     n_counters = len(manifest["system"]["counters"])       # the golden model has no counter values
     bulk_exact = res["outputs"][:-n_counters] == golden[:-n_counters]
     bulk_speed = res["cycles"] / bulk_wall
+    # the fixed cost of one simulator process (start, memory set-up, file I/O) measured with a 1-word program
+    t0 = time.time()
+    info = Program(manifest).info().words
+    run_bulk(PRESETS[SYSTEM], info + [0] * (len(big.words) - 1), 1, name=NAME)     # INFO, then NOPs
+    fixed = time.time() - t0
+    steady_speed = res["cycles"] / max(bulk_wall - fixed, 1e-9)
     cocotb_speed, replies, cocotb_cycles = per_cycle_driver(verilog, manifest, small)
     cocotb_exact = replies[:-n_counters] == golden_small[:-n_counters]
     free_speed = free_running(verilog, manifest, max(res["cycles"], 200_000))
     rows = [
         {"flow": "free-running Verilator model (no I/O)", "cycles_per_s": free_speed},
-        {"flow": f"bulk testbench (`hwgen run --backend rtl`), {args.samples} images", "cycles": res["cycles"],
-         "model_cycles": program_cycles(big), "wall_s": bulk_wall, "cycles_per_s": bulk_speed,
+        {"flow": f"bulk testbench (`hwgen run --backend rtl`), {args.samples} images, whole process",
+         "cycles": res["cycles"], "model_cycles": program_cycles(big), "wall_s": bulk_wall, "cycles_per_s": bulk_speed,
          "bit_exact": bulk_exact},
+        {"flow": f"bulk testbench, same run without the fixed {fixed:.2f} s process cost", "cycles": res["cycles"],
+         "cycles_per_s": steady_speed},
         {"flow": f"cocotb per-cycle driver, {args.cocotb_samples} images", "cycles": cocotb_cycles,
          "model_cycles": program_cycles(small), "cycles_per_s": cocotb_speed, "bit_exact": cocotb_exact},
     ]
-    ratios = {"bulk_vs_free_running": bulk_speed / free_speed, "bulk_vs_per_cycle_driver": bulk_speed / cocotb_speed}
+    ratios = {"bulk_vs_free_running": bulk_speed / free_speed, "bulk_steady_vs_free_running": steady_speed / free_speed,
+              "bulk_vs_per_cycle_driver": bulk_speed / cocotb_speed}
     record = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "system": SYSTEM,
               "command": "python benchmarks/system_sim_speed.py " + " ".join(argv or sys.argv[1:]),
               "rows": rows, "ratios": ratios, "goals": {"bulk_vs_free_running": 0.25, "bulk_vs_per_cycle_driver": 5}}
@@ -141,8 +149,12 @@ def main(argv=None):
     for r in rows:
         lines.append(f"| {r['flow']} | {r.get('cycles', '')} | {r.get('model_cycles', '')} | "
                      f"{r['cycles_per_s']:,.0f} | {r.get('bit_exact', '')} |")
-    lines += ["", f"Bulk / free-running: **{ratios['bulk_vs_free_running']:.2f}** (goal >= 0.25); "
-              f"bulk / per-cycle driver: **{ratios['bulk_vs_per_cycle_driver']:.1f}x** (goal >= 5x)."]
+    lines += ["", f"Bulk / free-running: **{ratios['bulk_vs_free_running']:.2f}** for the whole process, "
+              f"**{ratios['bulk_steady_vs_free_running']:.2f}** without the fixed process cost (goal >= 0.25); "
+              f"bulk / per-cycle driver: **{ratios['bulk_vs_per_cycle_driver']:.0f}x** (goal >= 5x).", "",
+              "The free-running model gets a constant RUN command (the engine works every cycle, no testbench "
+              "logic, no I/O). The bulk testbench drives the host port from memory with clocked logic only; the "
+              "per-cycle driver is the cocotb bench (`rtl_tests/system_tb.py`), Python on every clock edge."]
     (out / "system_sim_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0 if bulk_exact and cocotb_exact else 1
