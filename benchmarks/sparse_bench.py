@@ -3,13 +3,16 @@
 Throughput: a GEMV of `rows` x K int8 rows per mode, run on the Verilator model of each preset with no gaps and
 no backpressure; cycles = last output handshake - first input handshake + 1. Effective MACs are the
 dense-equivalent multiply-adds the GEMV stands for (rows * K, x2 lanes when packed), so pruned weights skipped
-by the sparse mux count as done work; DSP slot use = kept-weight multiplies / (cycles * stages).
+by the sparse mux count as done work; useful MACs are the multiplies by kept weights (rows * K * N/M, x2 when
+packed), i.e. useful MACs/cycle/DSP is the DSP utilization; DSP slot use = stage-slots the beats fill /
+(cycles * stages). Grouped presets (groups > 1) put R = config.rows(mode) rows into every beat.
 Resources: `hwgen.report.synthesize` on the registered harness (xc7 and ECP5, synthesis only: the beat is wider
 than any package's pins), the xc7 DSP cascade check of `hwgen.sparse_synth`, and nextpnr-ecp5 Fmax of a
 2-stage chain whose ports fit the CABGA256 pins.
 
     python benchmarks/sparse_bench.py [--rows 32] [--k 512] [--presets sparse-chain-8,...] [--out docs/results]
-writes docs/results/sparse_bench.json and docs/results/sparse_bench.md.
+        [--tag sparse_bench] [--no-synth] [--no-fmax]
+writes docs/results/<tag>.json and docs/results/<tag>.md.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "rtl_tests"))
 
+import sw_model.configs  # noqa: E402,F401  (registers every family before sparse_config: import-order safe)
 from harness import design, run_vectors  # noqa: E402
 
 from hwgen.report import synthesize  # noqa: E402
@@ -33,20 +37,31 @@ from hwgen.sparse_synth import synth_chain  # noqa: E402
 from sw_model import sparse as sp  # noqa: E402
 from sw_model.configs import load_config  # noqa: E402
 from sw_model.sparse_config import SparseChainConfig  # noqa: E402
+from sw_model import sparse_group as sg  # noqa: E402
+from sw_model.sparse_group import pack_rows  # noqa: E402
 from sw_model.sparse_workload import expected, random_acts, random_row  # noqa: E402
 
 PRESETS = ["sparse-chain-8", "sparse-chain-16", "sparse-chain-8-int4", "sparse-chain-8-packed",
-           "sparse-chain-8-packed-lane16"]
+           "sparse-chain-8-packed-lane16", "sparse-chain-8-g2", "sparse-chain-16-g2", "sparse-chain-16-g4",
+           "sparse-chain-16-packed", "sparse-chain-8-packed-lane16-g4"]
 
 
 def gemv_beats(cfg, mode, rows: int, k: int, rng):
+    """Beats of a GEMV (one activation column; packed: two) over `rows` random pruned rows; grouped chains
+    take cfg.rows(mode) rows per vector. Returns (beats, vectors)."""
     parts = []
-    for _ in range(rows):
-        _, values, indices = random_row(rng, k, mode, cfg.weight_bits)
-        x2 = random_acts(rng, k) if cfg.packed else None
-        parts.append(sp.pack_dot(values, random_acts(rng, k), mode, cfg.stages, cfg.x_width, indices=indices,
-                                 x2=x2))
-    return sp.concat_beats(parts)
+    per = cfg.rows(mode)
+    x = random_acts(rng, k)
+    x2 = random_acts(rng, k) if cfg.packed else None
+    for r0 in range(0, rows, per):
+        drawn = [random_row(rng, k, mode, cfg.weight_bits) for _ in range(min(per, rows - r0))]
+        idx = None if drawn[0][2] is None else [d[2] for d in drawn]
+        if cfg.groups > 1:
+            parts.append(pack_rows([d[1] for d in drawn], x, mode, cfg, indices=idx, x2=x2))
+        else:
+            parts.append(sp.pack_dot(drawn[0][1], x, mode, cfg.stages, cfg.x_width, indices=drawn[0][2], x2=x2,
+                                     weight_bits=cfg.weight_bits))
+    return sp.concat_beats(parts), len(parts)
 
 
 def throughput(name: str, cfg, rows: int, k: int) -> list[dict]:
@@ -55,19 +70,25 @@ def throughput(name: str, cfg, rows: int, k: int) -> list[dict]:
     out = []
     for mode in cfg.modes:
         n, m = sp.MODE_NM[mode]
-        beats = gemv_beats(cfg, mode, rows, k, rng)
+        beats, vectors = gemv_beats(cfg, mode, rows, k, rng)
         res = run_vectors(cfg, beats, expected(cfg, beats), gap=0.0, backpressure=0.0,
                           name=name.replace("-", "_"))
-        assert not res["mismatches"] and res["n_out"] == rows
+        assert not res["mismatches"] and res["n_out"] == vectors
         cycles = res["out_cycles"][-1] - res["in_cycles"][0] + 1
         model = len(beats["mode"]) + manifest["latency"]
+        assert cycles == model, (name, mode.name, cycles, model)
         lanes = 2 if cfg.packed else 1
         dense_macs = rows * k * lanes
-        slots = len(beats["mode"]) * sp.active_stages(mode, cfg.stages) * lanes
-        out.append({"preset": name, "mode": "dense" if m == 1 else f"{n}:{m}", "rows": rows, "k": k,
+        useful = rows * k * n // m * lanes
+        busy = sum(s is not None for s in (sg.stage_candidates(mode, cfg.stages, cfg.groups, i)
+                                           for i in range(cfg.stages)))
+        slots = len(beats["mode"]) * busy
+        out.append({"preset": name, "groups": cfg.groups, "mode": "dense" if m == 1 else f"{n}:{m}",
+                    "rows": rows, "k": k, "rows_per_beat": cfg.rows(mode), "vectors": vectors,
                     "beats": len(beats["mode"]), "cycles": cycles, "cycles_model": model,
                     "effective_macs_per_cycle_per_dsp": dense_macs / cycles / cfg.stages,
-                    "dsp_slot_use": slots / lanes / cycles / cfg.stages})
+                    "useful_macs_per_cycle_per_dsp": useful / cycles / cfg.stages,
+                    "dsp_slot_use": slots / cycles / cfg.stages})
     dense = out[0]["effective_macs_per_cycle_per_dsp"]
     for row in out:
         row["speedup_vs_dense"] = row["effective_macs_per_cycle_per_dsp"] / dense
@@ -93,15 +114,19 @@ def fmax_probe() -> dict:
 
 def markdown(thr, res, fmax, args) -> str:
     lines = ["# Sparse DSP chain: throughput and resources", "",
-             f"Measured by `python benchmarks/sparse_bench.py --rows {args.rows} --k {args.k}` "
+             f"Measured by `python benchmarks/sparse_bench.py --rows {args.rows} --k {args.k} "
+             f"--presets {args.presets} --tag {args.tag}{' --no-synth' if args.no_synth else ''}"
+             f"{' --no-fmax' if args.no_fmax else ''}` "
              f"({time.strftime('%Y-%m-%d')}). Throughput from Verilator cycle counts (no gaps, no backpressure); "
              "effective MACs = dense-equivalent MACs of the GEMV (rows x K, x2 lanes when packed).", "",
              "## Throughput", "",
-             "| preset | mode | beats | cycles | model (beats + latency) | effective MACs/cycle/DSP | vs dense |"
-             " DSP slot use |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| preset | groups | mode | rows/beat | beats | cycles | model (beats + latency) |"
+             " effective MACs/cycle/DSP | vs dense | useful MACs/cycle/DSP | DSP slot use |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in thr:
-        lines.append(f"| {t['preset']} | {t['mode']} | {t['beats']} | {t['cycles']} | {t['cycles_model']} | "
-                     f"{t['effective_macs_per_cycle_per_dsp']:.3f} | {t['speedup_vs_dense']:.3f}x | "
+        lines.append(f"| {t['preset']} | {t['groups']} | {t['mode']} | {t['rows_per_beat']} | {t['beats']} | "
+                     f"{t['cycles']} | {t['cycles_model']} | {t['effective_macs_per_cycle_per_dsp']:.3f} | "
+                     f"{t['speedup_vs_dense']:.3f}x | {t['useful_macs_per_cycle_per_dsp']:.3f} | "
                      f"{100 * t['dsp_slot_use']:.1f} % |")
     lines += ["", "## Resources (Yosys, registered harness: FF includes the harness's port registers)", "",
               "| preset | target | stages | DSP | LUT | LUT/stage | FF | carry | LUTRAM | xc7 cascade links |"
@@ -125,6 +150,8 @@ def main():
     ap.add_argument("--k", type=int, default=512)
     ap.add_argument("--presets", default=",".join(PRESETS))
     ap.add_argument("--no-synth", action="store_true")
+    ap.add_argument("--no-fmax", action="store_true")
+    ap.add_argument("--tag", default="sparse_bench", help="output file stem")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
     args = ap.parse_args()
     thr, res = [], []
@@ -135,13 +162,13 @@ def main():
         if not args.no_synth:
             res += resources(name, cfg)
             print(json.dumps([{k: v for k, v in r.items() if k != "cells"} for r in res[-2:]]), flush=True)
-    fmax = None if args.no_synth else fmax_probe()
+    fmax = None if args.no_synth or args.no_fmax else fmax_probe()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sparse_bench.json").write_text(json.dumps({"throughput": thr, "resources": res, "fmax": fmax,
-                                                       "rows": args.rows, "k": args.k}, indent=2) + "\n")
-    (out / "sparse_bench.md").write_text(markdown(thr, res, fmax, args))
-    print((out / "sparse_bench.md").read_text())
+    (out / f"{args.tag}.json").write_text(json.dumps({"throughput": thr, "resources": res, "fmax": fmax,
+                                                      "rows": args.rows, "k": args.k}, indent=2) + "\n")
+    (out / f"{args.tag}.md").write_text(markdown(thr, res, fmax, args))
+    print((out / f"{args.tag}.md").read_text())
 
 
 if __name__ == "__main__":

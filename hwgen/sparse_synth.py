@@ -49,8 +49,9 @@ def xc7_cascade_of(config, workdir: Path) -> dict:
 
 def synth_chain(config, target: str, name: str | None = None, harness: bool = True, cascade: bool = True) -> dict:
     """Resources of one chain config on `target` ('xc7' or 'ecp5'); xc7 adds the cascade check."""
-    name = name or f"sparse_s{config.stages}_w{config.weight_bits}" + (f"_p{config.lane_bits}" if config.packed
-                                                                         else "") + ("" if harness else "_bare")
+    name = name or (f"sparse_s{config.stages}_w{config.weight_bits}" + (f"_p{config.lane_bits}" if config.packed
+                                                                          else "")
+                    + (f"_g{config.groups}" if config.groups > 1 else "") + ("" if harness else "_bare"))
     res = synthesize(SparseChain(config), target, pnr=False, harness=harness, name=name)
     if target == "xc7" and cascade:
         res["cascade"] = xc7_cascade(Path(res["workdir"]))

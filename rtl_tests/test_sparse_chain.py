@@ -4,6 +4,7 @@ between and within vectors, invalid indices and mode codes, accumulator wrap-aro
 backpressure; plus the cycle model (II = 1, latency = stages + 3)."""
 import numpy as np
 import pytest
+import sw_model.configs  # noqa: F401  (registers every family before sparse_config: import-order safe)
 from harness import design, run_vectors
 
 from sw_model import sparse as sp
@@ -24,7 +25,7 @@ def run_and_check(cfg, beats, want, sim_opts, **kw):
 
 @pytest.mark.parametrize("cfg", [
     SparseChainConfig(stages=1),
-    SparseChainConfig(stages=4),
+    pytest.param(SparseChainConfig(stages=4), marks=pytest.mark.slow),
     SparseChainConfig(stages=5),
     SparseChainConfig(stages=8),
 ], ids=lambda c: f"s{c.stages}")
@@ -58,6 +59,7 @@ def test_max_magnitude_and_zero_groups(sim_opts):
     run_and_check(cfg, beats, want, sim_opts)
 
 
+@pytest.mark.slow
 def test_int4_weights(sim_opts):
     cfg = SparseChainConfig(stages=3, weight_bits=4)
     beats, want, _ = workload(cfg, np.random.default_rng(4), 150, extreme=0.3)
@@ -69,14 +71,16 @@ def test_int4_weights(sim_opts):
                                  SparseChainConfig(stages=3, packed=True, lane_bits=16)],
                          ids=lambda c: f"s{c.stages}-lane{c.lane_bits}")
 def test_packed_lanes(cfg, sim_opts):
-    """Two activations per weight; extreme values drive the low lane across its edges (wrap + carry)."""
+    """Two activations per weight at the lanes' edges: all (-128) x (-128) in the low lane. S = 8 in 18-bit
+    lanes is exactly at the limit (the overflow adjust keeps it exact); S = 3 in 16-bit lanes is past it
+    (wrap + carry, modelled bit for bit)."""
     rng = np.random.default_rng(cfg.lane_bits)
     beats, _, _ = workload(cfg, rng, 120, extreme=0.5)
     edge = {"w": np.full((2, cfg.stages), -128), "idx": np.zeros((2, cfg.stages), np.int64),
             "x": np.full((2, cfg.x_width), -128), "x2": np.full((2, cfg.x_width), 127),
             "mode": np.zeros(2, np.int64), "last": np.ones(2, np.int64)}
     beats = sp.concat_beats([beats, edge])
-    assert sp.lane_overflows(beats, cfg.stages, cfg.lane_bits).any()
+    assert sp.lane_overflows(beats, cfg.stages, cfg.lane_bits).any() == (not cfg.lane_exact)
     run_and_check(cfg, beats, expected(cfg, beats), sim_opts)
 
 

@@ -304,22 +304,41 @@ def beat_sum(w, idx, x, mode, stages: int) -> int:
     return total
 
 
+def lane_split(p: int, lane_bits: int) -> tuple[int, int]:
+    """Split one packed cascade sum P = hi * 2^L + lo into its lanes (L = `lane_bits`), with the overflow
+    adjust: lo is taken from the window -2^(L-1) + 1 .. 2^(L-1) (not the plain sign extension's
+    -2^(L-1) .. 2^(L-1) - 1), so a low-lane sum of exactly +2^(L-1) -- e.g. eight (-128) x (-128) products in an
+    18-bit lane -- is returned exactly instead of borrowing 1 from the upper lane. Hardware: t = P - 1,
+    lo = sext(t[0:L]) + 1, hi = (t >> L) + t[L-1]."""
+    lo = _wrap(p - 1, lane_bits) + 1
+    return lo, (p - lo) >> lane_bits
+
+
+def lane_exact_products(weight_bits: int, lane_bits: int) -> int:
+    """Largest number k of signed weight x signed 8-bit activation products whose low-lane sum always lies in
+    `lane_split`'s window (k = 2^(L - weight_bits - 7) for the allowed widths: 8 for INT8 in 18-bit lanes, 2 for
+    INT8 in 16-bit lanes). Sums of more products can leave the window: lo wraps and hi is off by the carry."""
+    half = 1 << (lane_bits - 1)
+    most_pos = 1 << (weight_bits - 1 + ACT_BITS - 1)              # (-2^(wb-1)) * (-128)
+    most_neg = (1 << (weight_bits - 1)) * ((1 << (ACT_BITS - 1)) - 1)   # (-2^(wb-1)) * 127, magnitude
+    return min(half // most_pos, (half - 1) // most_neg)
+
+
 def chain_model(beats: dict, stages: int, acc_bits: int, packed: bool = False, lane_bits: int = 18) -> dict:
-    """Bit-exact outputs of the chain for a beat stream: per beat the cascade sum; summed over the beats of a
-    vector in an `acc_bits` two's-complement accumulator (wraps), emitted on `last`.
+    """Bit-exact outputs of the (ungrouped) chain for a beat stream: per beat the cascade sum; summed over the
+    beats of a vector in an `acc_bits` two's-complement accumulator (wraps), emitted on `last`.
 
     Packed: each stage multiplies its weight by (x2 << lane_bits) + x (two activations sharing one weight);
-    per beat the cascade sum P is split into lanes: lo = P's low `lane_bits` bits sign-extended, hi =
-    (P - lo) >> lane_bits (the sign correction). If the true low-lane sum leaves the lane's range, lo wraps and
-    hi is off by the carry, exactly as in the hardware. y = accumulated lo, y2 = accumulated hi."""
+    per beat the cascade sum P is split by `lane_split` (sign correction + overflow adjust). If the true
+    low-lane sum leaves the window, lo wraps and hi is off by the carry, exactly as in the hardware.
+    y = accumulated lo, y2 = accumulated hi."""
     ys, y2s, acc, acc2 = [], [], 0, 0
     for b in range(len(beats["mode"])):
         w, idx, mode = beats["w"][b], beats["idx"][b], beats["mode"][b]
         if packed:
             xp = [(int(h) << lane_bits) + int(lo) for h, lo in zip(beats["x2"][b], beats["x"][b])]
-            p = beat_sum(w, idx, xp, mode, stages)
-            lo = _wrap(p, lane_bits)
-            acc, acc2 = _wrap(acc + lo, acc_bits), _wrap(acc2 + ((p - lo) >> lane_bits), acc_bits)
+            lo, hi = lane_split(beat_sum(w, idx, xp, mode, stages), lane_bits)
+            acc, acc2 = _wrap(acc + lo, acc_bits), _wrap(acc2 + hi, acc_bits)
         else:
             acc = _wrap(acc + beat_sum(w, idx, beats["x"][b], mode, stages), acc_bits)
         if beats["last"][b]:
@@ -332,8 +351,14 @@ def chain_model(beats: dict, stages: int, acc_bits: int, packed: bool = False, l
     return out
 
 
+def lane_out_of_window(lo_sum, lane_bits: int):
+    """True where an exact low-lane sum is outside `lane_split`'s window (the split wraps)."""
+    lo_sum = np.asarray(lo_sum)
+    return (lo_sum <= -(1 << (lane_bits - 1))) | (lo_sum > (1 << (lane_bits - 1)))
+
+
 def lane_overflows(beats: dict, stages: int, lane_bits: int) -> np.ndarray:
-    """Per beat: True where the exact low-lane sum of a packed beat does not fit the signed lane."""
+    """Per beat of an ungrouped packed chain: True where the exact low-lane sum leaves the lane window."""
     lo_sum = np.array([beat_sum(beats["w"][b], beats["idx"][b], beats["x"][b], beats["mode"][b], stages)
                        for b in range(len(beats["mode"]))])
-    return (lo_sum < -(1 << (lane_bits - 1))) | (lo_sum >= (1 << (lane_bits - 1)))
+    return lane_out_of_window(lo_sum, lane_bits)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .configs import ConfigError, check_choice, check_int, register_unit
-from .sparse import ACT_BITS, MODE_NM, SparseMode, window
+from .sparse import ACT_BITS, MODE_NM, SparseMode, lane_exact_products
+from .sparse_group import group_window, rows_per_beat
 
 
 @dataclass(frozen=True)
@@ -13,16 +14,22 @@ class SparseChainConfig:
 
     `weight_bits` 8 or 4 (signed), activations signed 8-bit, `acc_bits` accumulator over the beats of a vector
     (two's complement, wraps). `packed`: two activations share one weight per DSP (WP486 packing) with lanes of
-    `lane_bits` bits; `lane_bits` must be left at its default when not packed."""
+    `lane_bits` bits; `lane_bits` must be left at its default when not packed. `groups`: DSP groups with
+    reduction nodes (`sw_model.sparse_group`); 1 = one cascade, one output per vector (the original chain)."""
     stages: int = 8
     weight_bits: int = 8
     acc_bits: int = 32
     packed: bool = False
     lane_bits: int = 18
+    groups: int = 1
     unit = "sparse_chain"
 
     def __post_init__(self):
         check_int("stages", self.stages, 1, 64)
+        check_choice("groups", self.groups, (1, 2, 4, 8))
+        if self.stages % self.groups:
+            raise ConfigError(f"groups: got {self.groups}, allowed: a divisor of stages = {self.stages} "
+                              f"(1, 2, 4 or 8)")
         check_choice("weight_bits", self.weight_bits, (4, 8))
         check_int("acc_bits", self.acc_bits, self.beat_bits, 64)
         if not isinstance(self.packed, bool):
@@ -50,7 +57,20 @@ class SparseChainConfig:
     @property
     def x_width(self) -> int:
         """Activations per beat: the widest window over the supported modes."""
-        return max(window(md, self.stages) for md in self.modes)
+        return max(group_window(md, self.stages, self.groups) for md in self.modes)
+
+    def rows(self, mode) -> int:
+        """Output rows per beat (and per vector) in `mode`: 1 dense, up to min(groups, M/N) in N:M."""
+        return rows_per_beat(mode, self.stages, self.groups)
+
+    @property
+    def group_stages(self) -> int:
+        return self.stages // self.groups
+
+    @property
+    def lane_exact(self) -> bool:
+        """Packed: True when every group's low-lane sum fits the lane window for all inputs (no wrap)."""
+        return self.group_stages <= lane_exact_products(self.weight_bits, self.lane_bits)
 
 
 PRESETS_SPARSE = {
@@ -59,6 +79,12 @@ PRESETS_SPARSE = {
     "sparse-chain-8-int4": SparseChainConfig(stages=8, weight_bits=4),
     "sparse-chain-8-packed": SparseChainConfig(stages=8, packed=True),              # WP486 lanes (DSP48E2)
     "sparse-chain-8-packed-lane16": SparseChainConfig(stages=8, packed=True, lane_bits=16),   # fits DSP48E1
+    # FlightLLM organisation: DSP groups with reduction nodes (N:M rows per beat at the dense activation width)
+    "sparse-chain-8-g2": SparseChainConfig(stages=8, groups=2),
+    "sparse-chain-16-g2": SparseChainConfig(stages=16, groups=2),
+    "sparse-chain-16-g4": SparseChainConfig(stages=16, groups=4),
+    "sparse-chain-16-packed": SparseChainConfig(stages=16, packed=True, groups=2),   # 8-DSP groups: lanes exact
+    "sparse-chain-8-packed-lane16-g4": SparseChainConfig(stages=8, packed=True, lane_bits=16, groups=4),
 }
 
 register_unit(SparseChainConfig, PRESETS_SPARSE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import sparse as sp
+from .sparse_group import group_chain_model, pack_rows
 
 
 def random_row(rng, k: int, mode, weight_bits: int, zero_groups: float = 0.2, extreme: float = 0.1):
@@ -30,31 +31,42 @@ def random_acts(rng, k: int, extreme: float = 0.1):
     return np.where(rng.random(k) < extreme, rng.choice([-128, 127], k), x)
 
 
-def workload(cfg, rng, n_vectors: int, modes=None, ks=(8, 24, 40), **kw) -> tuple[dict, dict, dict]:
+def workload(cfg, rng, n_vectors: int, modes=None, ks=(8, 24, 40), rows="random", **kw) -> tuple[dict, dict, dict]:
     """`n_vectors` dot products, each in a random mode of `modes` (default: every mode of the chain) and with K
-    from `ks` (rounded up to the mode's M). Returns (beats, expected outputs as unsigned codes, info) where info
-    has the per-vector modes, Ks, beat counts and the dense-equivalent MACs (K per vector and lane)."""
+    from `ks` (rounded up to the mode's M). Grouped chains (`cfg.groups` > 1) get 1..R rows per vector (`rows`:
+    "full" = always R, "random" = 1..R). Returns (beats, expected outputs as unsigned codes, info) where info
+    has the per-vector modes, Ks, row counts, beat counts and the dense-equivalent MACs (rows x K per vector and
+    lane)."""
     modes = [sp.mode_of(md) for md in (modes or cfg.modes)]
-    parts, info = [], {"modes": [], "k": [], "beats": [], "dense_macs": 0}
+    parts, info = [], {"modes": [], "k": [], "rows": [], "beats": [], "dense_macs": 0}
+    grouped = getattr(cfg, "groups", 1) > 1
     for _ in range(n_vectors):
         md = modes[rng.integers(len(modes))]
         m = sp.MODE_NM[md][1]
         k = -(-int(rng.choice(ks)) // m) * m
-        _, values, indices = random_row(rng, k, md, cfg.weight_bits, **kw)
+        n_rows = 1
+        if grouped:
+            n_rows = cfg.rows(md) if rows == "full" else int(rng.integers(1, cfg.rows(md) + 1))
+        drawn = [random_row(rng, k, md, cfg.weight_bits, **kw) for _ in range(n_rows)]
         x = random_acts(rng, k, kw.get("extreme", 0.1))
         x2 = random_acts(rng, k, kw.get("extreme", 0.1)) if cfg.packed else None
-        part = sp.pack_dot(values, x, md, cfg.stages, cfg.x_width, indices=indices, x2=x2,
-                           weight_bits=cfg.weight_bits)
+        if grouped:
+            idx = None if drawn[0][2] is None else [d[2] for d in drawn]
+            part = pack_rows([d[1] for d in drawn], x, md, cfg, indices=idx, x2=x2)
+        else:
+            part = sp.pack_dot(drawn[0][1], x, md, cfg.stages, cfg.x_width, indices=drawn[0][2], x2=x2,
+                               weight_bits=cfg.weight_bits)
         parts.append(part)
         info["modes"].append(int(md))
         info["k"].append(k)
+        info["rows"].append(n_rows)
         info["beats"].append(len(part["mode"]))
-        info["dense_macs"] += k * (2 if cfg.packed else 1)
+        info["dense_macs"] += n_rows * k * (2 if cfg.packed else 1)
     beats = sp.concat_beats(parts)
     return beats, expected(cfg, beats), info
 
 
 def expected(cfg, beats: dict) -> dict:
     """Golden outputs for `beats` as unsigned `acc_bits` codes (what the bench compares)."""
-    out = sp.chain_model(beats, cfg.stages, cfg.acc_bits, cfg.packed, cfg.lane_bits)
+    out = group_chain_model(beats, cfg)
     return {k: v % (1 << cfg.acc_bits) for k, v in out.items()}

@@ -121,14 +121,18 @@ def test_chain_accumulator_wraps():
 
 
 def test_packed_lane_overflow_hand_example():
-    # 8 stages of -128 x -128 in the low lane: 131072 = 2^17 does not fit the 18-bit lane: it wraps to
-    # -131072 and its carry moves into the high lane, exactly as in a DSP48 with WP486 packing.
+    # 8 stages of -128 x -128 in the low lane: 131072 = 2^17 is one past the 18-bit lane's plain sign
+    # extension; the overflow adjust (lane window -2^17 + 1 .. 2^17) returns it exactly, the high lane stays 0.
     s = 8
     beats = {"w": np.full((1, s), -128), "idx": np.zeros((1, s), int), "x": np.full((1, s), -128),
              "x2": np.zeros((1, s), int), "mode": np.zeros(1, int), "last": np.ones(1, int)}
     out = sp.chain_model(beats, s, 32, packed=True, lane_bits=18)
-    assert out["y"].tolist() == [-131072] and out["y2"].tolist() == [1]
-    assert sp.lane_overflows(beats, s, 18).tolist() == [True]
+    assert out["y"].tolist() == [131072] and out["y2"].tolist() == [0]
+    assert sp.lane_overflows(beats, s, 18).tolist() == [False]
+    # 8 x 16384 does not fit a 17-bit lane (window -65535 .. 65536): lo wraps by 2^17, hi takes the carry +1
+    out = sp.chain_model(beats, s, 32, packed=True, lane_bits=17)
+    assert out["y"].tolist() == [131072 - 131072] and out["y2"].tolist() == [1]
+    assert sp.lane_overflows(beats, s, 17).tolist() == [True]
     beats["w"][0, 0] = 127                       # 7 * 16384 - 16256 fits: both lanes exact
     out = sp.chain_model(beats, s, 32, packed=True, lane_bits=18)
     assert out["y"].tolist() == [7 * 16384 - 127 * 128] and out["y2"].tolist() == [0]
