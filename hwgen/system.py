@@ -3,25 +3,30 @@
 Host port: the command stream `i` and the response stream `o`, one `host_width`-bit word per beat (named `i`/`o`
 like every unit, so the bulk testbench and the UART bridge drive a whole system as they drive one unit).
 Each engine e owns an input scratchpad IN[e] and an output scratchpad OUT[e] (`amaranth.lib.memory`, one write and
-one synchronous read port each, `spad_depth` words as wide as the engine's stream payload). Commands run one at a
-time, in order; the header is the low bits of a command word (layout and opcodes in the manifest):
+one synchronous read port each, `spad_depth` words as wide as the engine's stream payload) and a run controller
+that streams IN[e] through the engine into OUT[e] on its own, so the decoder takes the next commands while an
+engine runs (the host double-buffers: WRITE the next chunk while the current one runs). The header is the low bits
+of a command word (layout and opcodes in the manifest):
 
     WRITE    engine, addr, count          then count beats x ceil(in_width / host_width) words -> IN[e][addr...]
-    RUN      engine, addr, count,         stream IN[e][addr .. addr+count) into the engine; its first count2
-             addr2, count2                output beats go to OUT[e][addr2...]; done when all are written
+    RUN      engine, addr, count,         start streaming IN[e][addr .. addr+count) into the engine; its first
+             addr2, count2                count2 output beats go to OUT[e][addr2...]. Waits while engine e runs.
+    WAIT     engine                       wait until engine e has finished its run
     READ     engine, addr, count          reply: count beats x ceil(out_width / host_width) words of OUT[e]
     COUNTERS engine                       reply: one word per counter (COUNTER_NAMES), zero-extended
     CLEAR                                 zero every performance counter (cycles counts from here on)
     INFO                                  reply: one word (INFO_* fields)
     NOP
 
-Beats are split into words little-endian (payload bit k is bit k % host_width of word k // host_width).
-Addresses wrap modulo spad_depth. A command with an unknown opcode or engine index is dropped and counted in
-INFO's error field (the driver checks every field before it sends, so this only catches link corruption).
+READ and COUNTERS do not wait for a run: the host puts WAIT (or the next RUN of that engine) before reading what
+a run wrote. Beats are split into words little-endian (payload bit k is bit k % host_width of word k //
+host_width). Addresses wrap modulo spad_depth. A command with an unknown opcode or engine index is dropped and
+counted in INFO's error field (the driver checks every field before it sends, so this only catches link
+corruption).
 
-Timing: WRITE takes one word per cycle; READ sends one word per cycle after 2 cycles; RUN feeds one beat per
-cycle the engine accepts, starting 2 cycles after the header, and ends 1 cycle after the last output beat is
-written, so with an II=1 engine of fixed latency L: busy = count + L + 2 cycles (checked by the bench).
+Timing: WRITE takes one word per cycle; READ sends one word per cycle after 2 cycles; a RUN of n beats on an II=1
+engine of latency L keeps the engine busy for n + L + 1 cycles after its header (sw_model.system.program_cycles
+is the whole model; the benches check it).
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ class Opcode(enum.Enum, shape=HEADER_OP_BITS):
     READ = 4
     COUNTERS = 5
     CLEAR = 6
+    WAIT = 7
 
 
 def header_layout(config: SystemConfig) -> data.StructLayout:
@@ -102,6 +108,29 @@ class System(wiring.Component):
                                                             for k, (o, n) in INFO_FIELDS.items()}},
                            "engines": engines}}
 
+    def _run_controller(self, m, eng, mem_in, mem_out, start, cmd):
+        """Streams IN[e] into the engine and its outputs into OUT[e], independently of the command decoder, from
+        the RUN header `cmd` accepted when `start` is high. Returns `active` (the run is not finished)."""
+        cfg = self.config
+        raddr, rleft, rvalid = Signal(cfg.addr_bits), Signal(cfg.count_bits), Signal()
+        waddr, wleft = Signal(cfg.addr_bits), Signal(cfg.count_bits)
+        rp, wp = mem_in.read_port(), mem_out.write_port()
+        advance = ~rvalid | eng.i.ready               # the read data register is empty or being taken
+        m.d.comb += [rp.addr.eq(raddr), rp.en.eq(advance),
+                     eng.i.valid.eq(rvalid), eng.i.payload.eq(rp.data), eng.o.ready.eq(wleft != 0),
+                     wp.addr.eq(waddr), wp.data.eq(eng.o.payload), wp.en.eq(eng.o.valid & eng.o.ready)]
+        with m.If(start):
+            m.d.sync += [raddr.eq(cmd.addr), rleft.eq(cmd.count), rvalid.eq(0),
+                         waddr.eq(cmd.addr2), wleft.eq(cmd.count2)]
+        with m.Else():
+            with m.If(advance):
+                m.d.sync += rvalid.eq(rleft != 0)
+                with m.If(rleft != 0):
+                    m.d.sync += [raddr.eq(raddr + 1), rleft.eq(rleft - 1)]
+            with m.If(wp.en):
+                m.d.sync += [waddr.eq(waddr + 1), wleft.eq(wleft - 1)]
+        return (rleft != 0) | rvalid | (wleft != 0)
+
     def elaborate(self, platform):
         m = Module()
         cfg, w, n_eng = self.config, self.config.host_width, len(self.engines)
@@ -114,10 +143,10 @@ class System(wiring.Component):
         cmd = data.View(header_layout(cfg), word[:header_layout(cfg).size])
         engine_ok = cmd.engine < n_eng
 
-        # --- shared scratchpad access control (one command at a time) ---
+        # --- host-side scratchpad access (WRITE into IN[e], READ from OUT[e]; one command at a time) ---
         raddr, rleft, rvalid = Signal(cfg.addr_bits), Signal(cfg.count_bits), Signal()
         waddr, wleft = Signal(cfg.addr_bits), Signal(cfg.count_bits)
-        read_ready = Signal()                         # the reader's consumer takes the current beat
+        read_ready = Signal()                         # the serializer takes the current beat
         advance = ~rvalid | read_ready
         with m.If(advance):
             m.d.sync += rvalid.eq(rleft != 0)
@@ -147,43 +176,38 @@ class System(wiring.Component):
         class St(enum.Enum):
             IDLE = 0
             WRITE = 1
-            RUN = 2
-            READ = 3
-            REPLY = 4
+            READ = 2
+            REPLY = 3
+            WAIT = 4
 
         state = Signal(St)
         reply = Signal(k_reply * w)
         beat_last = Signal()                          # this WRITE word completes a beat of the selected engine
         write_hs = (state == St.WRITE) & (wleft != 0) & self.i.valid
+        start_run = Signal()                          # a RUN header is accepted this cycle
+        actives = []                                  # engine e is running
+
+        def engine_busy(index):
+            return Cat(*(a & (index == e) for e, a in enumerate(actives))).any()
 
         for e, (eng, (iw, ow)) in enumerate(zip(self.engines, widths)):
             m.submodules[f"engine{e}"] = eng
             m.submodules[f"spad_in{e}"] = mem_in = Memory(shape=unsigned(iw), depth=cfg.spad_depth, init=[])
             m.submodules[f"spad_out{e}"] = mem_out = Memory(shape=unsigned(ow), depth=cfg.spad_depth, init=[])
-            wp_in, rp_in = mem_in.write_port(), mem_in.read_port()
-            wp_out, rp_out = mem_out.write_port(), mem_out.read_port()
+            active = self._run_controller(m, eng, mem_in, mem_out, start_run & (cmd.engine == e), cmd)
+            actives.append(active)
+            wp_in, rp_out = mem_in.write_port(), mem_out.read_port()
             selected = hdr.engine == e
-            running = (state == St.RUN) & selected
-            reading = (state == St.READ) & selected
             # WRITE: the beat's last word goes straight to the memory with the staged ones
             m.d.comb += [wp_in.addr.eq(waddr), wp_in.data.eq(Cat(stage[:(k_in[e] - 1) * w], word)[:iw]),
                          wp_in.en.eq(write_hs & selected & beat_last),
-                         rp_in.addr.eq(raddr), rp_in.en.eq(advance & running),
-                         rp_out.addr.eq(raddr), rp_out.en.eq(advance & reading)]
-            # RUN: IN -> engine -> OUT
-            m.d.comb += [eng.i.valid.eq(running & rvalid), eng.i.payload.eq(rp_in.data),
-                         eng.o.ready.eq(running & (wleft != 0)),
-                         wp_out.addr.eq(waddr), wp_out.data.eq(eng.o.payload), wp_out.en.eq(eng.o.valid & eng.o.ready)]
-            with m.If(running):
-                m.d.comb += read_ready.eq(eng.i.ready)
-                with m.If(eng.o.valid & eng.o.ready):
-                    m.d.sync += [waddr.eq(waddr + 1), wleft.eq(wleft - 1)]
-            with m.If(reading):
+                         rp_out.addr.eq(raddr), rp_out.en.eq(advance & (state == St.READ) & selected)]
+            with m.If((state == St.READ) & selected):
                 m.d.comb += [read_ready.eq(s_take), s_beat.eq(rp_out.data), s_beat_valid.eq(rvalid),
                              s_beat_words.eq(words(ow, w))]
             # counters
             counters = {name: Signal(COUNTER_BITS, name=f"e{e}_{name}") for name in COUNTER_NAMES[1:]}
-            incs = {"busy": running, "in_beats": eng.i.valid & eng.i.ready, "out_beats": eng.o.valid & eng.o.ready,
+            incs = {"busy": active, "in_beats": eng.i.valid & eng.i.ready, "out_beats": eng.o.valid & eng.o.ready,
                     "in_stall": eng.i.valid & ~eng.i.ready}
             for name, sig in counters.items():
                 with m.If(clear):
@@ -197,8 +221,10 @@ class System(wiring.Component):
 
         m.d.comb += self.i.ready.eq(0)
         with m.If(state == St.IDLE):
-            m.d.comb += self.i.ready.eq(1)
-            with m.If(self.i.valid):
+            # a RUN for an engine that still runs waits here (the host's word stays offered)
+            run_blocked = (cmd.op == Opcode.RUN) & engine_busy(cmd.engine)
+            m.d.comb += self.i.ready.eq(~run_blocked)
+            with m.If(self.i.valid & ~run_blocked):
                 m.d.sync += [hdr.eq(cmd), raddr.eq(cmd.addr), waddr.eq(cmd.addr), sk_in.eq(0)]
                 global_op = (cmd.op == Opcode.INFO) | (cmd.op == Opcode.CLEAR) | (cmd.op == Opcode.NOP)
                 with m.If((cmd.op.as_value() >= len(Opcode)) | ~(engine_ok | global_op)):
@@ -206,8 +232,9 @@ class System(wiring.Component):
                 with m.Elif(cmd.op == Opcode.WRITE):
                     m.d.sync += [state.eq(St.WRITE), wleft.eq(cmd.count)]
                 with m.Elif(cmd.op == Opcode.RUN):
-                    m.d.sync += [state.eq(St.RUN), rleft.eq(cmd.count), waddr.eq(cmd.addr2),
-                                 wleft.eq(cmd.count2)]
+                    m.d.comb += start_run.eq(1)
+                with m.Elif(cmd.op == Opcode.WAIT):
+                    m.d.sync += state.eq(St.WAIT)
                 with m.Elif(cmd.op == Opcode.READ):
                     m.d.sync += [state.eq(St.READ), rleft.eq(cmd.count)]
                 with m.Elif((cmd.op == Opcode.COUNTERS) | (cmd.op == Opcode.INFO)):
@@ -227,8 +254,8 @@ class System(wiring.Component):
                         m.d.sync += [sk_in.eq(0), waddr.eq(waddr + 1), wleft.eq(wleft - 1)]
                     with m.Else():
                         m.d.sync += sk_in.eq(sk_in + 1)
-        with m.Elif(state == St.RUN):
-            with m.If(reader_done & (wleft == 0)):
+        with m.Elif(state == St.WAIT):
+            with m.If(~engine_busy(hdr.engine)):
                 m.d.sync += state.eq(St.IDLE)
         with m.Elif(state == St.READ):
             with m.If(reader_done):

@@ -96,28 +96,36 @@ class SystemBackend:
 
     def program(self, config, beats: dict) -> tuple[Program, int]:
         """The command program that runs input beats (field arrays; vectors end at `last`) through the engine of
-        `config`: CLEAR, per chunk that fits the scratchpads WRITE + RUN + READ, then COUNTERS."""
+        `config`, double-buffered: chunks of up to half a scratchpad alternate between the two halves, so the
+        WRITE of chunk k+1 and the READ of chunk k-1 overlap the RUN of chunk k (a RUN waits for the previous
+        one, which makes the READ after it safe). CLEAR first; WAIT, the last READ and COUNTERS at the end."""
         e = self.engine_index(config)
         program = Program(self.manifest)
-        depth = program.depth
+        half = program.depth // 2
         words = _join(beats, program.engine(e)["in_fields"])
         ends = (np.flatnonzero(np.asarray(beats["last"])) + 1).tolist()
         if not ends or ends[-1] != len(words):
             raise ProgramError("beats: the last beat must end a vector (last = 1)")
-        program.clear()
-        chunk_start = start = n_vectors = 0
+        chunks, chunk_start, start, n_vectors = [], 0, 0, 0     # (first beat, end beat, vectors)
         for end in ends + [None]:
-            if n_vectors and (end is None or end - chunk_start > depth or n_vectors + 1 > depth):
-                program.write(e, 0, words[chunk_start:start]).run(e, 0, start - chunk_start, 0, n_vectors) \
-                    .read(e, 0, n_vectors)
+            if n_vectors and (end is None or end - chunk_start > half or n_vectors + 1 > half):
+                chunks.append((chunk_start, start, n_vectors))
                 chunk_start, n_vectors = start, 0
             if end is None:
                 break
-            if end - chunk_start > depth:
-                raise ProgramError(f"beats: a vector of {end - chunk_start} beats, allowed: at most spad_depth "
-                                   f"{depth} (use a system with deeper scratchpads)")
+            if end - chunk_start > half:
+                raise ProgramError(f"beats: a vector of {end - chunk_start} beats, allowed: at most half the "
+                                   f"scratchpad ({half} beats; use a system with a deeper spad_depth)")
             start, n_vectors = end, n_vectors + 1
-        program.counters(e)
+        program.clear()
+        previous = None
+        for k, (first, last, n_out) in enumerate(chunks):
+            base = (k % 2) * half
+            program.write(e, base, words[first:last]).run(e, base, last - first, base, n_out)
+            if previous:
+                program.read(e, *previous)
+            previous = (base, n_out)
+        program.wait(e).read(e, *previous).counters(e)
         return program, e
 
     def run_engine(self, config, beats: dict) -> tuple[dict, dict]:

@@ -37,7 +37,7 @@ def build_program(manifest, rng) -> tuple[Program, list[tuple]]:
     for e, eng in enumerate(manifest["system"]["engines"]):
         for n, vector, src, dst in ((12, 4, 0, 0), (30, 5, 1500, 2040), (1, 1, 2047, 7)):
             p.write(e, src, random_beats(eng, n, rng, vector)).clear()
-            p.run(e, src, n, dst, n // vector).read(e, dst, n // vector).counters(e)
+            p.run(e, src, n, dst, n // vector).wait(e).read(e, dst, n // vector).counters(e)
             runs.append((e, n))
     return p, runs
 
@@ -61,7 +61,7 @@ def test_random_programs_bit_exact(gap):
     for c, (e, n) in zip(counters, runs):
         latency = manifest["system"]["engines"][e]["latency"]
         # RUN reads from the scratchpad, so host gaps and reply backpressure cannot stretch it
-        assert c["busy"] == n + latency + 2 and c["in_beats"] == n and c["in_stall"] == 0
+        assert c["busy"] == n + latency + 1 and c["in_beats"] == n and c["in_stall"] == 0
 
 
 def test_cycle_model_of_a_whole_program():
@@ -80,6 +80,6 @@ def test_board_backend_over_the_uart_bridge():
     board, golden = SystemBackend("system-default", "board"), SystemBackend("system-default", "golden")
     acc, stats = board.gemm(chain, wq, xq)
     assert np.array_equal(acc, wq @ xq)
-    assert stats["engine_busy"] == 5 * 2 * 3 + chain.stages + 3 + 2
+    assert stats["engine_busy"] == 5 * 2 * 3 + chain.stages + 3 + 1
     got, _ = board.dot(dot, x, w)
     assert np.array_equal(got, golden.dot(dot, x, w)[0])

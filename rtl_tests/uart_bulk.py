@@ -7,6 +7,8 @@ an answer before it sends past a command that keeps the unit busy). No Python ru
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import shutil
 import subprocess
@@ -77,20 +79,22 @@ endmodule
 """
 
 
+@functools.lru_cache(maxsize=None)
 def _bridged_verilog(config, divisor: int) -> tuple[Path, str]:
-    """The config's design behind hwgen.bridge (generated once per config and divisor)."""
+    """The config's design behind hwgen.bridge, generated once per process (the file is named by a hash of its
+    text, so a changed generator never reuses a stale file)."""
     from amaranth.back import verilog
 
     from hwgen.bridge import BridgedUnit
     from hwgen.generate import build_component
-    from sw_model.configs import config_hash
     top = f"bridged_{config.unit}"
-    path = BUILD / "bridged" / f"{top}-{config_hash(config)}-d{divisor}.v"
+    unit = BridgedUnit(build_component(config), divisor=divisor, timeout=64 * divisor)
+    text = verilog.convert(unit, name=top, emit_src=False)
+    path = BUILD / "bridged" / f"{top}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.v"
     if not path.exists():
-        unit = BridgedUnit(build_component(config), divisor=divisor, timeout=64 * divisor)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{uuid.uuid4().hex[:6]}")
-        tmp.write_text(verilog.convert(unit, name=top, emit_src=False))
+        tmp.write_text(text)
         os.replace(tmp, path)
     return path, top
 

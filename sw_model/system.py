@@ -84,6 +84,11 @@ class Program:
         self.words.append(self._header("RUN", e, addr=src, count=n_in, addr2=dst, count2=n_out))
         return self
 
+    def wait(self, e: int) -> "Program":
+        self.engine(e)
+        self.words.append(self._header("WAIT", e))
+        return self
+
     def read(self, e: int, addr: int, count: int) -> "Program":
         self.engine(e)
         self._range("read", addr, count)
@@ -197,12 +202,12 @@ def _lmuldot_model(cfg, beats: dict) -> dict:
 
 
 def _sparse_model(cfg, beats: dict) -> dict:
-    from .sparse import chain_model
+    from .sparse_group import group_chain_model
     b = dict(beats, w=_signed(beats["w"], cfg.weight_bits), x=_signed(beats["x"], 8))
     if cfg.packed:
         b["x2"] = _signed(beats["x2"], 8)
-    out = chain_model(b, cfg.stages, cfg.acc_bits, packed=cfg.packed)
-    return {k: v & ((1 << cfg.acc_bits) - 1) for k, v in out.items()}
+    out = group_chain_model(b, cfg)
+    return {k: np.asarray(v, dtype=np.int64) & ((1 << cfg.acc_bits) - 1) for k, v in out.items()}
 
 
 # unit -> bit-exact model: (config, input beats as field arrays) -> output beats as field arrays (unsigned codes)
@@ -234,7 +239,7 @@ class GoldenSystem:
             h = {k: (word >> f["offset"]) & ((1 << f["width"]) - 1) for k, f in hdr.items()}
             op, e = ops.get(h["op"]), h["engine"]
             eng = self.sys["engines"][e] if e < len(self.sys["engines"]) else None
-            if op is None or (op in ("WRITE", "RUN", "READ", "COUNTERS") and eng is None):
+            if op is None or (op in ("WRITE", "RUN", "WAIT", "READ", "COUNTERS") and eng is None):
                 raise ProgramError(f"command word {pos - 1}: op {h['op']} engine {e} is not valid for this system")
             if op == "WRITE":
                 k = eng["in_words"]
@@ -270,26 +275,33 @@ def program_cycles(program: Program) -> int:
     """The documented cycle model of a program on the RTL when the host offers a word every cycle and takes every
     reply word at once: cycles from the first header's handshake to the last reply word's, plus one.
 
-    With a command's header accepted at cycle t: CLEAR/NOP free the decoder at t+1; WRITE of n beats at
-    t + 2 + n * in_words; RUN of n beats on an II=1 engine of latency L at t + 3 + n + L (its `busy` counter
-    reads n + L + 2). Replies leave through one serializer, one word per cycle: it loads a beat at cycle
+    The decoder takes a command's header at cycle t and is free again at: CLEAR/NOP t+1; WRITE of n beats
+    t + 2 + n * in_words. RUN of n beats on an II=1 engine e of latency L is taken at a = max(t, free[e]) (it
+    waits for the engine's previous run), frees the decoder at a+1 and keeps the engine busy until
+    free[e] = a + n + L + 2 (its `busy` counter grows by n + L + 1). WAIT frees the decoder at
+    max(t+1, free[e]) + 1. Replies leave through one serializer, one word per cycle: it loads a beat at cycle
     L0 = max(start, when it last went free) and sends its words in the following cycles. INFO/COUNTERS: start t+1,
     decoder free at L0 + 1. READ of c beats of k words: start t+2, beat j loads at L0 + j*k, decoder free at
     L0 + (c-1)*k + 2 (t+2 when c = 0)."""
     hdr = {f["name"]: f for f in program.sys["header"]}
     ops = {v: k for k, v in program.sys["opcodes"].items()}
     t = end = s_free = pos = 0
+    free: dict[int, int] = {}
     words = program.words
     while pos < len(words):
         h = {k: (words[pos] >> f["offset"]) & ((1 << f["width"]) - 1) for k, f in hdr.items()}
-        op = ops[h["op"]]
-        eng = program.sys["engines"][h["engine"]] if h["engine"] < len(program.sys["engines"]) else None
+        op, e = ops[h["op"]], h["engine"]
+        eng = program.sys["engines"][e] if e < len(program.sys["engines"]) else None
         pos += 1
         if op == "WRITE":
             pos += h["count"] * eng["in_words"]
             t += 2 + h["count"] * eng["in_words"]
         elif op == "RUN":
-            t += 3 + h["count"] + eng["latency"]
+            t = max(t, free.get(e, 0))
+            free[e] = t + h["count"] + eng["latency"] + 2
+            t += 1
+        elif op == "WAIT":
+            t = max(t + 1, free.get(e, 0)) + 1
         elif op == "READ" and h["count"]:
             k, c = eng["out_words"], h["count"]
             load = max(t + 2, s_free)

@@ -89,9 +89,9 @@ def test_chunking_over_small_scratchpads(tmp_path):
     rng = np.random.default_rng(2)
     wq, xq = rng.integers(-127, 128, (7, 24)), rng.integers(-128, 128, (24, 6))
     backend = SystemBackend(str(toml), "golden")
-    acc, _ = backend.gemm(PRESETS["sparse-chain-8"], wq, xq)      # 126 beats -> 8+ chunks of <= 16 beats
+    acc, _ = backend.gemm(PRESETS["sparse-chain-8"], wq, xq)      # 126 beats -> chunks of <= 8 beats, double-buffered
     assert np.array_equal(acc, wq @ xq)
-    with pytest.raises(ProgramError, match="a vector of 24 beats, allowed: at most spad_depth 16"):
+    with pytest.raises(ProgramError, match="a vector of 24 beats, allowed: at most half the scratchpad"):
         backend.gemm(PRESETS["sparse-chain-8"], rng.integers(-127, 128, (1, 192)), rng.integers(-128, 128, (192, 1)))
 
 
