@@ -26,7 +26,7 @@ from hwgen.run_network import _digits_mlp  # noqa: E402
 from hwgen.system_backend import SystemBackend  # noqa: E402
 from sw_model.configs import PRESETS  # noqa: E402
 from sw_model.formats import encode  # noqa: E402
-from sw_model.network import compile_lmul  # noqa: E402
+from sw_model.network import compile_lmul, dot_beats  # noqa: E402
 from sw_model.system import GoldenSystem, Program, program_cycles  # noqa: E402
 
 SYSTEM, NAME = "system-default", "system_default"
@@ -59,11 +59,7 @@ def layer0_program(backend: SystemBackend, samples: int):
     layer = compile_lmul(layers, cfg, x_train).layers[0]
     x = np.zeros((samples, layer.w_codes.shape[1]), dtype=np.int64)
     x[:, :64] = encode(x_test[:samples] * 2.0 ** layer.x_shift, cfg.format, overflow="saturate")
-    n, k, j = samples, x.shape[1], layer.w_codes.shape[0]
-    a = np.broadcast_to(x[:, None, :], (n, j, k)).reshape(-1, cfg.lanes)
-    b = np.broadcast_to(layer.w_codes[None, :, :], (n, j, k)).reshape(-1, cfg.lanes)
-    last = np.tile(np.arange(k // cfg.lanes) == k // cfg.lanes - 1, n * j).astype(np.int64)
-    return backend.program(cfg, {"a": a, "b": b, "last": last})[0]
+    return backend.program(cfg, dot_beats(cfg, x, layer.w_codes))[0]
 
 
 def free_running(verilog, manifest, cycles: int) -> float:

@@ -142,13 +142,9 @@ class SystemBackend:
 
     def dot(self, config, x_codes: np.ndarray, w_codes: np.ndarray) -> tuple[np.ndarray, dict]:
         """(N, K) x (J, K) -> (N, J) accumulator codes on the system's LMulDot engine."""
-        n, k = x_codes.shape
-        j = w_codes.shape[0]
-        beats = k // config.lanes
-        a = np.broadcast_to(x_codes[:, None, :], (n, j, k)).reshape(-1, config.lanes)
-        b = np.broadcast_to(w_codes[None, :, :], (n, j, k)).reshape(-1, config.lanes)
-        last = np.tile(np.arange(beats) == beats - 1, n * j).astype(np.int64)
-        out, stats = self.run_engine(config, {"a": a, "b": b, "last": last})
+        from sw_model.network import dot_beats
+        n, j = len(x_codes), len(w_codes)
+        out, stats = self.run_engine(config, dot_beats(config, x_codes, w_codes))
         return out["sum"].astype(np.int64).reshape(n, j), stats
 
     def gemm(self, config, w_q: np.ndarray, x_q: np.ndarray) -> tuple[np.ndarray, dict]:

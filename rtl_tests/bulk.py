@@ -144,9 +144,10 @@ def _read_hex(path: Path) -> list[int]:
 
 
 def run_bulk(config, inputs, n_out: int, *, gap: float = 0.0, backpressure: float = 0.0, seed: int = 1,
-             sim: str = "verilator", name: str | None = None) -> dict:
+             sim: str = "verilator", name: str | None = None, timeout_cycles: int | None = None) -> dict:
     """Run all input beats through the unit inside the simulator; returns the output field arrays, the handshake
     cycles of every input and output beat, total cycles and wall-clock seconds of the simulation.
+    `timeout_cycles` overrides the default limit (about 4 cycles per beat, more with gaps) for slow units.
 
     `inputs`: per-field arrays, or a list of whole payload integers (any width); with a list, `outputs` is the
     list of output payload integers."""
@@ -161,9 +162,10 @@ def run_bulk(config, inputs, n_out: int, *, gap: float = 0.0, backpressure: floa
     job.mkdir(parents=True)
     try:
         _write_hex(job / "in.hex", beats, widths[streams["i"]["payload"]])
+        default_timeout = 64 + 4 * (len(beats) + n_out) * int(1 + 8 / max(1e-3, 1 - max(gap, backpressure)))
         args = [f"+n_in={len(beats)}", f"+n_out={n_out}", f"+gap={int(round(gap * 256))}",
                 f"+bp={int(round(backpressure * 256))}", f"+seed={seed}",
-                f"+max_cycles={64 + 4 * (len(beats) + n_out) * int(1 + 8 / max(1e-3, 1 - max(gap, backpressure)))}",
+                f"+max_cycles={timeout_cycles or default_timeout}",
                 "+in=in.hex", "+out=out.hex", "+in_cyc=in_cyc.hex", "+out_cyc=out_cyc.hex"]
         cmd = [str(binary)] + args if sim == "verilator" else ["vvp", "-n", str(binary)] + args
         t0 = time.time()

@@ -82,6 +82,18 @@ def compile_lmul(layers: list[Linear], config, calibration: np.ndarray) -> Progr
     return program
 
 
+def dot_beats(config, x_codes: np.ndarray, w_codes: np.ndarray) -> dict:
+    """LMulDot input beats for all dot products x_codes[n] . w_codes[j] ((N, K) x (J, K)), vector (n, j) in
+    row-major order, K / lanes beats each."""
+    n, k = x_codes.shape
+    j = w_codes.shape[0]
+    beats = k // config.lanes
+    a = np.broadcast_to(x_codes[:, None, :], (n, j, k)).reshape(-1, config.lanes)
+    b = np.broadcast_to(w_codes[None, :, :], (n, j, k)).reshape(-1, config.lanes)
+    last = np.tile(np.arange(beats) == beats - 1, n * j).astype(np.int64)
+    return {"a": a, "b": b, "last": last}
+
+
 class GoldenBackend:
     """Bit-exact numpy model of the engines."""
     name = "golden"
