@@ -43,14 +43,15 @@ def build_program(manifest, rng) -> tuple[Program, list[tuple]]:
 
 
 @pytest.mark.parametrize("gap", [0.0, 0.3])
-def test_random_programs_bit_exact(gap):
+def test_random_programs_bit_exact(gap, sim_opts):
     _, manifest = design(SYSTEM, NAME)
     rng = np.random.default_rng(int(gap * 10))
     p, runs = build_program(manifest, rng)
     p.words += [9, 2 | 7 << 4]          # link corruption: an unknown opcode, a WRITE to engine 7 (of 2)
     p.info()
     want = decode_replies(p, GoldenSystem(manifest).execute(p.words[:-3] + p.words[-1:]))
-    res = run_bulk(SYSTEM, p.words, p.reply_words(), gap=gap, backpressure=gap, seed=3, name=NAME)
+    res = run_bulk(SYSTEM, p.words, p.reply_words(), gap=gap, backpressure=gap, seed=3, name=NAME,
+                   sim=sim_opts["sim"])
     got = decode_replies(p, res["outputs"])
     assert got[0] == {"magic": 0x48574731, "version": 1, "engines": 2, "errors": 0}
     assert got[-1]["errors"] == 2 and want[-1]["errors"] == 0
@@ -64,10 +65,10 @@ def test_random_programs_bit_exact(gap):
         assert c["busy"] == n + latency + 1 and c["in_beats"] == n and c["in_stall"] == 0
 
 
-def test_cycle_model_of_a_whole_program():
+def test_cycle_model_of_a_whole_program(sim_opts):
     _, manifest = design(SYSTEM, NAME)
     p, _ = build_program(manifest, np.random.default_rng(5))
-    res = run_bulk(SYSTEM, p.words, p.reply_words(), name=NAME)
+    res = run_bulk(SYSTEM, p.words, p.reply_words(), name=NAME, sim=sim_opts["sim"])
     assert res["cycles"] == program_cycles(p)
 
 
