@@ -2,8 +2,8 @@
 
 Each design sits in `hwgen.report.registered_harness` (every port registered and on a pin). The ECP5 LFE5U-25F
 CABGA256 has ~197 user pins: the small config (2x2, head_dim 4, 4-bit data, ~80 pins) is placed and routed for
-Fmax; the 4x4-d8 preset needs ~280 pins, so it is synthesized only (no Fmax) on ECP5; xc7 is synthesis only
-in this toolchain. DSP inference on (MULT18X18D / DSP48E1). The FF count is the whole state of the design; it
+Fmax (also with every multiplication an L-Mul, `mult = "lmul"`); the 4x4-d8 preset needs ~280 pins, so it is
+synthesized only (no Fmax) on ECP5; xc7 is synthesis only in this toolchain. DSP inference on (MULT18X18D / DSP48E1). The FF count is the whole state of the design; it
 is the same for every runtime sequence length (the length is not a parameter of the design).
 
 Writes `<out>/attention_resources.json` and `<out>/attention_resources.md`.
@@ -28,6 +28,8 @@ from sw_model.configs import PRESETS, config_to_dict  # noqa: E402
 DESIGNS = [
     ("attention-2x2-d4-b4", AttentionConfig(head_dim=4, m0=2, p0=2, data_bits=4, logit_frac=3, exp_bits=10,
                                             out_frac=4, max_keys_log2=10), True),
+    ("attention-2x2-d4-b4-lmul", AttentionConfig(head_dim=4, m0=2, p0=2, data_bits=4, logit_frac=3, exp_bits=10,
+                                                 out_frac=4, max_keys_log2=10, mult="lmul", lmul_man=7), True),
     ("attention-4x4-d8", PRESETS["attention-4x4-d8"], False),
 ]
 

@@ -36,7 +36,7 @@ from sw_model.attention_timing import cycle_model, unfused_cycles, useful_macs  
 from sw_model.configs import PRESETS  # noqa: E402
 
 
-def measure(cfg, n_keys: int, seed: int) -> dict:
+def measure(cfg, n_keys: int, seed: int, sim: str = "verilator") -> dict:
     rng = np.random.default_rng(seed)
     hi = 1 << (cfg.data_bits - 1)
     q, k, v = (rng.integers(-hi, hi, (n, cfg.head_dim)) for n in (cfg.p0, n_keys, n_keys))
@@ -46,7 +46,7 @@ def measure(cfg, n_keys: int, seed: int) -> dict:
     t0 = time.perf_counter()
     res = run_vectors(cfg, A.stream_beats(cfg, q, k, v), {"out": want & ((1 << cfg.out_width) - 1)},
                    timeout_cycles=model["out_cycles"][-1] + 200,
-                      gap=0.0, backpressure=0.0)
+                      gap=0.0, backpressure=0.0, sim=sim)
     wall = time.perf_counter() - t0
     cycles = res["out_cycles"][-1] - res["in_cycles"][0] + 1
     macs = useful_macs(cfg, tiles)
@@ -65,13 +65,14 @@ def main(argv=None):
     ap.add_argument("--preset", default="attention-8x8-d32")
     ap.add_argument("--lengths", default="64,128,256,512,1024,4096")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
+    ap.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
     args = ap.parse_args(argv)
     cfg = PRESETS[args.preset]
     verilog, manifest = design(cfg)
     digest = hashlib.sha256(verilog.read_bytes()).hexdigest()
     rows = []
     for n in (int(x) for x in args.lengths.split(",")):
-        row = measure(cfg, n, seed=n)
+        row = measure(cfg, n, seed=n, sim=args.sim)
         row["verilog_sha256"] = hashlib.sha256(design(cfg)[0].read_bytes()).hexdigest()
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -84,8 +85,9 @@ def main(argv=None):
     (out / "attention_utilization.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Attention array: 2D-array utilization ({args.preset}, measured on RTL)", "",
              f"{cfg.m0} x {cfg.p0} PEs, head_dim {cfg.head_dim}, one query tile of {cfg.p0} rows, no gaps, no "
-             "backpressure; Verilator + cocotb; outputs bit-exact with the golden model; cycles equal to the "
-             "cycle model (`sw_model/attention_timing.py`). Unfused = the three-pass model of the same arrays "
+             "backpressure; " + {"verilator": "Verilator", "icarus": "Icarus"}[args.sim] +
+             " + cocotb; outputs bit-exact with the golden model; cycles equal to the cycle model "
+             "(`sw_model/attention_timing.py`). Unfused = the three-pass model of the same arrays "
              "(not RTL), which also needs an N x P0 score buffer.", "",
              "| N keys | cycles (RTL) | = model | bit-exact | utilization | unfused cycles (model) | unfused "
              "utilization | unfused buffer (words) |", "|---:|---:|:-:|:-:|---:|---:|---:|---:|"]

@@ -14,10 +14,12 @@ while stalled):
 
 Per key tile (M0 keys, the last one may be partial): S phase (head_dim cycles, scores accumulate in the PEs),
 G1 (column max -> running max, 1 cycle), G2 (exponentials -> PE prob registers, corrections, 1 cycle),
-PV phase (head_dim cycles, prob x V summed down each column into the lanes). A new tile starts in the cycle
+PV phase (head_dim cycles, prob x V registered, summed down each column, registered, into the lanes, which
+rotate head_dim + 1 times two cycles behind). `mult` = "lmul" / "lmul-products": the multipliers are
+fixed-point L-Muls (hwgen/attention_lmul.py), same timing. A new tile starts in the cycle
 after the previous PV phase when its K/V rows are in the fill buffer. Cycle model: `sw_model.attention_timing`.
 """
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -67,7 +69,8 @@ class AttentionArray(wiring.Component):
         cfg = self.config
         return {"latency": None, "ii": None, "pe_2d": cfg.m0 * cfg.p0, "lanes_1d": cfg.p0,
                 "cycle_model": "sw_model.attention_timing.cycle_model",
-                "tile_cycles": 2 * cfg.head_dim + 2, "recip_cycles": cfg.recip_bits}
+                "tile_cycles": 2 * cfg.head_dim + 2, "recip_cycles": cfg.recip_bits,
+                "lane_delay": 2, "norm_cycles": cfg.head_dim + 1, "mult": cfg.mult}
 
     def elaborate(self, platform):
         m = Module()
@@ -94,12 +97,18 @@ class AttentionArray(wiring.Component):
             kbase, knext = Signal(cfg.max_keys_log2 + 1), Signal(cfg.max_keys_log2 + 1)
 
         ctl = {k: Signal(name=f"ctl_{k}") for k in
-               ("g1", "g2", "rd_step", "lane_step", "norm_step", "recip_init", "recip_step", "clear")}
+               ("g1", "g2", "rd_step", "rd_step2", "lane_step", "lane_tail", "norm_step", "recip_init",
+                "recip_step", "clear")}
         ctl["first"], ctl["was_first"] = first, was_first
         s_phase, pv_phase = phase == Phase.S, phase == Phase.PV
         m.d.comb += [ctl["g1"].eq(phase == Phase.G1), ctl["g2"].eq(phase == Phase.G2),
                      ctl["rd_step"].eq(pv_phase & (c == 0)), ctl["norm_step"].eq(mode == Mode.NORM)]
-        m.d.sync += ctl["lane_step"].eq(pv_phase)             # lanes trail the PV phase by one cycle
+        # the lanes trail the PV phase by two cycles (registered PE products, registered column sums) and
+        # rotate once more after it (lane_tail: the bubble of the pipelined lane multiplier)
+        pv_d1 = Signal()
+        m.d.sync += [pv_d1.eq(pv_phase), ctl["lane_step"].eq(pv_d1), ctl["lane_tail"].eq(ctl["lane_step"]),
+                     ctl["rd_step2"].eq(ctl["rd_step"])]
+        lanes_busy = pv_d1 | ctl["lane_step"]               # a lane rotation is due in the next cycle
 
         # ---- input side: Q rows and the K/V fill buffer ----
         payload = self.i.payload
@@ -127,9 +136,14 @@ class AttentionArray(wiring.Component):
                     m.d.sync += n_q.eq(n_q + 1)
                 with m.If(payload.last):                   # zero keys: straight to the drain
                     m.d.sync += mode.eq(Mode.RECIP)
-                    m.d.comb += ctl["recip_init"].eq(1)
 
         # ---- compute sequencing of the 2D array ----
+        # control strobes as plain expressions (continuous assigns, see the output mux below)
+        recip_go = Signal()
+        zero_keys = accept & (mode != Mode.KEYS) & ~payload.kind & payload.last
+        m.d.comb += ctl["recip_init"].eq(recip_go | zero_keys)
+        with m.If(recip_go):
+            m.d.sync += recip_go.eq(0)
         with m.If(phase == Phase.S):
             m.d.sync += c.eq(c + 1)
             m.d.sync += [q[p][e].eq(q[p][(e + 1) % d]) for p in range(P0) for e in range(d)]
@@ -142,8 +156,7 @@ class AttentionArray(wiring.Component):
             m.d.sync += [phase.eq(Phase.PV), c.eq(0)]
         with m.Elif(phase == Phase.PV):
             m.d.sync += c.eq(c + 1)
-            with m.If(tile_last & (c == 0)):       # RD is final after this cycle: start the reciprocal
-                m.d.comb += ctl["recip_init"].eq(1)
+            m.d.sync += recip_go.eq(tile_last & (c == 0))  # RD is final after the next cycle (rd_step2)
             m.d.sync += [vc[r][e].eq(vc[r][e + 1]) for r in range(M0) for e in range(d - 1)]
             with m.If(c == d - 1):
                 m.d.sync += [phase.eq(Phase.IDLE), c.eq(0)]
@@ -163,25 +176,28 @@ class AttentionArray(wiring.Component):
         rc = Signal(range(cfg.recip_bits + 1))
         recip_busy, recip_done = Signal(), Signal()
         m.d.comb += ctl["recip_step"].eq(recip_busy)
+        ctl["norm_next"] = Signal(name="ctl_norm_next")     # NORM in the next cycle (or already in it)
+        norm_enter = (mode == Mode.RECIP) & recip_done & ~lanes_busy
+        m.d.comb += ctl["norm_next"].eq((mode == Mode.NORM) | norm_enter)
         with m.If(ctl["recip_init"]):
             m.d.sync += [recip_busy.eq(1), rc.eq(0)]
         with m.If(recip_busy):
             m.d.sync += rc.eq(rc + 1)
             with m.If(rc == cfg.recip_bits - 1):
                 m.d.sync += [recip_busy.eq(0), recip_done.eq(1)]
-        with m.If((mode == Mode.RECIP) & recip_done):
+        with m.If(norm_enter):
             m.d.sync += [mode.eq(Mode.NORM), c.eq(0), recip_done.eq(0)]
-        with m.If(mode == Mode.NORM):
+        with m.If(mode == Mode.NORM):                     # d + 1 rotations of the pipelined ring
             m.d.sync += c.eq(c + 1)
-            with m.If(c == d - 1):
+            with m.If(c == d):
                 m.d.sync += [mode.eq(Mode.OUT), c.eq(0)]
         done = Signal()
         m.d.comb += self.o.valid.eq((mode == Mode.OUT) & (oq < n_q))
         m.d.comb += done.eq((mode == Mode.OUT) & ((self.o.valid & self.o.ready & (oq == n_q - 1)) | (n_q == 0)))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += oq.eq(oq + 1)
+        m.d.comb += ctl["clear"].eq(done)
         with m.If(done):
-            m.d.comb += ctl["clear"].eq(1)
             m.d.sync += [mode.eq(Mode.LOADQ), oq.eq(0), n_q.eq(0), first.eq(1), seen_last.eq(0)]
             if cfg.causal:
                 m.d.sync += knext.eq(0)
@@ -205,17 +221,17 @@ class AttentionArray(wiring.Component):
             masked = []                                   # padding rows of a partial tile never win the max
             for r, pe in enumerate(col):
                 sig = Signal.like(pe.logit, name=f"col{p}_masked{r}")
-                m.d.comb += sig.eq(pe.logit)
+                lowest = -(1 << (cfg.logit_width - 1))
                 if cfg.causal:                             # a causal mask may hide row 0 as well
-                    with m.If(~keeps[r][p]):
-                        m.d.comb += sig.eq(-(1 << (cfg.logit_width - 1)))
+                    m.d.comb += sig.eq(Mux(keeps[r][p], pe.logit, lowest))
                 elif r:
-                    with m.If(r >= n_valid):
-                        m.d.comb += sig.eq(-(1 << (cfg.logit_width - 1)))
+                    m.d.comb += sig.eq(Mux(r >= n_valid, lowest, pe.logit))
+                else:
+                    m.d.comb += sig.eq(pe.logit)
                 masked.append(sig)
             lm = tree(m, masked, maximum, f"col{p}_lm")
             sld = tree(m, [pe.prob for pe in col], lambda a, b: a + b, f"col{p}_sld")
-            slnv_now = tree(m, [pe.product for pe in col], lambda a, b: a + b, f"col{p}_slnv_sum")
+            slnv_now = tree(m, [pe.pv_product for pe in col], lambda a, b: a + b, f"col{p}_slnv_sum")
             slnv = Signal(signed(len(slnv_now)), name=f"col{p}_slnv")
             m.d.sync += slnv.eq(slnv_now)
             lane = Lane(m, cfg, p, ctl, lm, sld, slnv)
@@ -223,7 +239,13 @@ class AttentionArray(wiring.Component):
                 m.d.comb += pe.rm.eq(lane.rm)
             lanes.append(lane)
 
-        for p, lane in enumerate(lanes):                  # output row mux (If chain: lint-clean Verilog)
-            with (m.If if p == 0 else m.Elif)(oq == p):
-                m.d.comb += [self.o.payload.out[f].eq(lane.rnv[f][:cfg.out_width]) for f in range(d)]
+        # Output row mux as a chain of Mux (continuous assigns in the Verilog), not an If chain: an If chain
+        # becomes an `always @*` process, which Icarus runs only when one of its inputs changes; with all-zero
+        # K/V nothing it reads changes before the first output (oq stays 0, RNV stays at its reset value 0), so
+        # Icarus left the output X for the whole run (Verilator evaluates every process at time 0).
+        for f in range(d):
+            row = Const(0, cfg.out_width)
+            for p in reversed(range(P0)):
+                row = Mux(oq == p, lanes[p].rnv[f][:cfg.out_width], row)
+            m.d.comb += self.o.payload.out[f].eq(row)
         return m

@@ -3,17 +3,21 @@
 Each function adds combinational logic (and, for the PE and lane, registers) to module `m`; the arithmetic is
 stated independently in numpy by `sw_model.attention` and compared bit for bit by the benches.
 """
-from amaranth.hdl import Array, Const, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Mux, Signal, signed, unsigned
+
+from .attention_lmul import clamp, lmul_fixed
 
 
 def exp2_neg(m, x, cfg, name):
     """2^W * 2^(-x / 2^F) for an unsigned fixed-point x: TABLE[x mod 2^F] >> (x >> F), 0 when x >> F > W."""
     w, f = cfg.exp_bits, cfg.logit_frac
     table = cfg.exp_table()
-    if f == 0:
-        base = Const(table[0], w + 1)
-    else:
-        base = Array(Const(t, w + 1) for t in table)[x[:f]]
+    # the table as a binary tree of Mux (continuous assigns): an Array index becomes an `always @*` case
+    # statement, which Icarus never evaluates if the index keeps its initial value (the output stays X)
+    level = [Const(t, w + 1) for t in table]
+    for bit in range(f):
+        level = [Mux(x[bit], level[j + 1], level[j]) for j in range(0, len(level), 2)]
+    base = level[0]
     whole = x[f:]
     out = Signal(w + 1, name=name)
     m.d.comb += out.eq(Mux(whole > w, 0, base >> whole[:(w + 1).bit_length()]))
@@ -54,9 +58,16 @@ class PE:
         b_s = Signal(signed(cfg.data_bits), name=f"pe{row}_{col}_b")
         m.d.comb += b_s.eq(Mux(pv, v_head, k_head))
         self.product = Signal(signed(len(a_s) + cfg.data_bits), name=f"pe{row}_{col}_prod")
-        m.d.comb += self.product.eq(a_s * b_s)
+        if cfg.mult == "exact":
+            m.d.comb += self.product.eq(a_s * b_s)
+        else:      # |L-Mul| <= 1.5 |a| |b| < 2^(len(a_s) + data_bits - 1): the exact product's width holds it
+            m.d.comb += self.product.eq(lmul_fixed(m, a_s, b_s, cfg.lmul_man, 0, len(a_s) + cfg.data_bits - 1,
+                                                   f"pe{row}_{col}_lmul"))
         with m.If(s_step):
             m.d.sync += self.acc.eq(Mux(clear, 0, self.acc) + self.product)
+        # PV products are registered before the column adder tree (which then has a cycle of its own)
+        self.pv_product = Signal(signed(len(self.product)), name=f"pe{row}_{col}_pvprod")
+        m.d.sync += self.pv_product.eq(self.product)
         self.logit = Signal(signed(cfg.logit_width), name=f"pe{row}_{col}_logit")
         m.d.comb += self.logit.eq(self.acc >> cfg.score_shift)
         self.rm = Signal(signed(cfg.logit_width), name=f"pe{row}_{col}_rm")   # driven by lane `col`
@@ -70,8 +81,9 @@ class PE:
 class Lane:
     """1D-array lane p (one per query of the tile). Registers: running max RM, correction PRM, running
     denominator RD, running numerator RNV[0..F-1] kept as a rotating register (the head RNV[0] is updated and
-    moves to the tail, so after F steps the order is restored), the reciprocal r. One multiplier, time-shared:
-    lane step   RNV <= SLNV + (RNV * PRM) >> W          (PV phase, one element per cycle)
+    moves to the tail through the product register P, so after F + 1 steps the order is restored), the
+    reciprocal r. One multiplier (output registered), time-shared:
+    lane step   RNV <= SLNV + (RNV * PRM) >> W          (PV phase + 2, one element per cycle)
     norm step   RNV <= (RNV * r + 2^(K-O-1)) >> (K-O)    (after the last tile, one element per cycle)
     The reciprocal r = floor(2^K / RD) comes from a restoring divider, one quotient bit per cycle."""
 
@@ -94,15 +106,49 @@ class Lane:
         prm = exp2_neg(m, diff, cfg, f"{n}_prm_exp")
         with m.If(ctl["g2"]):
             m.d.sync += self.prm.eq(Mux(ctl["was_first"], 0, prm))
-        with m.If(ctl["rd_step"]):
-            m.d.sync += self.rd.eq(sld + ((self.rd * self.prm) >> w))
-
-        prod = Signal(signed(cfg.rnv_width + cfg.recip_bits + 1), name=f"{n}_prod")
-        m.d.comb += prod.eq(self.rnv[0] * Mux(ctl["norm_step"], self.recip, self.prm))
+        # Pipelined: the multiplier output is registered (P), so the RD update takes two cycles (rd_step:
+        # product and column sum into registers; rd_step2: the add) and the RNV ring has d + 1 stages
+        # (RNV[0..d-1] and P): a pass over the d elements takes d + 1 rotations, the extra one a bubble.
         sh = cfg.recip_shift - cfg.out_frac
+        p_norm = Signal(signed(cfg.rnv_width + cfg.recip_bits + 1), name=f"{n}_p")   # product register P
+        rd_p = Signal(cfg.rd_width + 1, name=f"{n}_rd_p")            # (RD x PRM) >> W, registered
+        sld_r = Signal(len(sld), name=f"{n}_sld_r")
+        slnv_r = Signal(signed(len(slnv)), name=f"{n}_slnv_r")        # SLNV of the element in P
+        rotate = ctl["lane_step"] | ctl["lane_tail"] | ctl["norm_step"]
+        with m.If(ctl["rd_step"]):
+            m.d.sync += sld_r.eq(sld)
+        with m.If(rotate):
+            m.d.sync += slnv_r.eq(slnv)
+        if cfg.mult == "lmul":
+            # corrections as L-Muls (the >> W folded into the L-Mul's shift; result <= 1.5x its operand),
+            # running sums saturate; the normalisation multiply RNV x r stays exact
+            rd_corr = lmul_fixed(m, self.rd, self.prm, cfg.lmul_man, w, cfg.rd_width + 1, f"{n}_rd_lmul")
+            with m.If(ctl["rd_step"]):
+                m.d.sync += rd_p.eq(rd_corr)
+            rd_sat = clamp(m, sld_r + rd_p, cfg.rd_width, False, f"{n}_rd_sat")
+            with m.If(ctl["rd_step2"]):
+                m.d.sync += self.rd.eq(rd_sat)
+            rnv_corr = lmul_fixed(m, self.rnv[0], self.prm, cfg.lmul_man, w, cfg.rnv_width, f"{n}_rnv_lmul")
+            p_corr = Signal(signed(cfg.rnv_width + 1), name=f"{n}_p_corr")
+            m.d.sync += [p_norm.eq(self.rnv[0] * self.recip), p_corr.eq(rnv_corr)]
+            rescaled = clamp(m, slnv_r + p_corr, cfg.rnv_width, True, f"{n}_rnv_sat")
+        else:
+            with m.If(ctl["rd_step"]):
+                m.d.sync += rd_p.eq((self.rd * self.prm) >> w)
+            with m.If(ctl["rd_step2"]):
+                m.d.sync += self.rd.eq(sld_r + rd_p)
+            # the multiplier's second operand comes from a register loaded one cycle ahead (PRM is stable from
+            # G2 through the lane steps, r from the end of the division through NORM): no control logic
+            # between the mode register and the multiplier
+            mul_b = Signal(max(cfg.recip_bits, w + 1), name=f"{n}_mul_b")
+            m.d.sync += [mul_b.eq(Mux(ctl["norm_next"], self.recip, self.prm)), p_norm.eq(self.rnv[0] * mul_b)]
+            rescaled = slnv_r + (p_norm >> w)
+        normed = (p_norm + (1 << (sh - 1))) >> sh
+        if cfg.mult != "exact":      # with L-Mul products RNV / RD may leave V's range: saturate the output
+            normed = clamp(m, normed, cfg.out_width, True, f"{n}_out_sat")
         new = Signal(signed(cfg.rnv_width), name=f"{n}_new")
-        m.d.comb += new.eq(Mux(ctl["norm_step"], (prod + (1 << (sh - 1))) >> sh, slnv + (prod >> w)))
-        with m.If(ctl["lane_step"] | ctl["norm_step"]):
+        m.d.comb += new.eq(Mux(ctl["norm_step"], normed, rescaled))
+        with m.If(rotate):
             m.d.sync += [self.rnv[f].eq(self.rnv[f + 1]) for f in range(d - 1)]
             m.d.sync += self.rnv[d - 1].eq(new)
 

@@ -2,6 +2,8 @@
 configs (the smallest legal array, the 4x4 preset, an odd 3x5 array with head_dim 7, a tall 7x2 array), key
 counts that are and are not multiples of M0, partial query tiles, large logits, all-equal scores, a query
 tile without keys, the cycle model, and one runtime-length-independent design run at 64 and 4096 keys."""
+import shutil
+
 import numpy as np
 import pytest
 from harness import design, run_vectors
@@ -139,3 +141,19 @@ def test_causal_mask(sim_opts):
     res = run_vectors(cfg, beats, {"out": want & ((1 << cfg.out_width) - 1)}, gap=0.0, backpressure=0.0, **sim_opts)
     model = cycle_model(cfg, [(3, 9), (3, 9), (1, 9)] * 2)
     assert res["in_cycles"] == model["in_cycles"] and res["out_cycles"] == model["out_cycles"]
+
+
+@pytest.mark.parametrize("cfg", [SMALLEST, AttentionConfig(**{**SMALLEST.__dict__, "mult": "lmul", "lmul_man": 1})],
+                         ids=["smallest", "smallest-lmul"])
+def test_icarus_zero_kv(cfg):
+    """Regression, always on Icarus (whatever --sim says): the smallest config with all-zero K/V. The output row
+    mux used to be an If chain, i.e. an `always @*` process in the Verilog; Icarus runs such a process only when
+    an input changes, and with K = V = 0 nothing it reads (oq, RNV) left its reset value before the first output,
+    so the output stayed X. It is now a Mux chain (continuous assigns)."""
+    if not shutil.which("iverilog"):
+        pytest.skip("Icarus Verilog not installed (apt-get install -y iverilog)")
+    zero = np.zeros((3, 1), np.int64)
+    groups = [(np.array([[1]]), zero, zero), (np.array([[-2]]), zero[:1], zero[:1])] + \
+        [rand_qkv(cfg, 1, 5, seed=s) for s in range(2)]
+    _, want = run(cfg, groups, {"sim": "icarus", "waves": False}, seed=1)
+    assert want[:2].tolist() == [[0], [0]]

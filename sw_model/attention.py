@@ -5,7 +5,9 @@ For each query tile of `p0` rows (in order) and each key/value tile of `m0` rows
     p = exp2(-(RM' - t)), PRM = exp2(-(RM - RM')) (0 on the first tile),
     RD' = sum_m p + (RD * PRM) >> W,  RNV' = sum_m p V + (RNV * PRM) >> W,
 and at the end out = (RNV * r + 2^(K-O-1)) >> (K-O), r = floor(2^K / RD). The number format and the
-exponential are described in sw_model/attention_config.py; all sums are exact integer sums.
+exponential are described in sw_model/attention_config.py; all sums are exact integer sums. With
+`mult = "lmul"` the products Q.K and p.V and the corrections (RD * PRM) >> W, (RNV * PRM) >> W are fixed-point
+L-Muls (sw_model/attention_lmul.py) and RD, RNV and the output saturate; "lmul-products" keeps exact corrections.
 
 `attention_reference` is the float64 statement softmax2(S / 2^(shift+F)) V * 2^O that bounds the golden
 model's error; `quantize_head` turns real float Q, K, V (and the softmax scale) into the integer inputs.
@@ -17,6 +19,7 @@ import math
 import numpy as np
 
 from .attention_config import AttentionConfig
+from .attention_lmul import lmul_array, saturate
 
 
 def _check_ints(name: str, x, cfg: AttentionConfig) -> np.ndarray:
@@ -76,13 +79,19 @@ def reciprocal(cfg: AttentionConfig, rd) -> np.ndarray:
 
 def _query_tile(cfg: AttentionConfig, q, k, v, q_pos, trace=None):
     n_q, w = q.shape[0], cfg.exp_bits
+    lmul = cfg.mult != "exact"                            # L-Mul products (Q.K, prob x V)
+    lmul_corr = cfg.mult == "lmul"                        # L-Mul corrections (RD x PRM, RNV x PRM) too
     masked_logit = -(1 << (cfg.logit_width - 1))          # what the column max sees for a masked key
     rd = np.zeros(n_q, dtype=object)
     rnv = np.zeros((n_q, cfg.head_dim), dtype=object)
     rm = None
     for t0 in range(0, k.shape[0], cfg.m0):
         kt, vt = k[t0:t0 + cfg.m0], v[t0:t0 + cfg.m0]
-        logits = (q @ kt.T) >> cfg.score_shift                # (n_q, keys in tile)
+        if lmul:                                              # every product an L-Mul, exact integer sums
+            scores = lmul_array(q[:, None, :], kt[None, :, :], cfg.lmul_man).sum(axis=2)
+            logits = scores.astype(np.int64).reshape(n_q, len(kt)) >> cfg.score_shift
+        else:
+            logits = (q @ kt.T) >> cfg.score_shift            # (n_q, keys in tile)
         keep = np.ones(logits.shape, bool)
         if cfg.causal:
             keep = np.arange(t0, t0 + len(kt))[None, :] <= q_pos[:, None]
@@ -91,21 +100,34 @@ def _query_tile(cfg: AttentionConfig, q, k, v, q_pos, trace=None):
         new = lm if rm is None else np.maximum(rm, lm)
         prm = np.zeros(n_q, dtype=np.int64) if rm is None else exp2_neg(cfg, new - rm)
         p = np.where(keep, exp2_neg(cfg, np.maximum(new[:, None] - logits, 0)), 0)
-        sld, slnv = p.sum(axis=1), p @ vt
+        sld = p.sum(axis=1)
         prm_o = prm.astype(object)
-        rd = sld.astype(object) + ((rd * prm_o) >> w)
-        rnv = slnv.astype(object) + ((rnv * prm_o[:, None]) >> w)
+        if lmul:
+            slnv = lmul_array(p[:, :, None], vt[None, :, :], cfg.lmul_man).sum(axis=1).reshape(n_q, -1)
+        else:
+            slnv = (p @ vt).astype(object)
+        if lmul_corr:                    # corrections as L-Muls with the >> W folded in; registers saturate
+            rd = saturate(sld.astype(object) + lmul_array(rd, prm_o, cfg.lmul_man, w), cfg.rd_width, False)
+            rnv = saturate(slnv + lmul_array(rnv, prm_o[:, None], cfg.lmul_man, w), cfg.rnv_width, True)
+        else:
+            rd = sld.astype(object) + ((rd * prm_o) >> w)     # (L-Mul products are <= 1.5x exact ones:
+            rnv = slnv + ((rnv * prm_o[:, None]) >> w)          # the RNV width still cannot overflow)
         rm = new
         if trace is not None:
-            trace.append({"rm": rm.copy(), "prm": prm.copy(), "p": p.copy(), "rd": rd.copy()})
+            trace.append({"rm": rm.copy(), "prm": prm.copy(), "p": p.copy(), "rd": rd.copy(), "rnv": rnv.copy()})
     return rd, rnv
 
 
 def normalize(cfg: AttentionConfig, rd, rnv) -> np.ndarray:
-    """The final division: (RNV * r + 2^(K-O-1)) >> (K-O) with r = reciprocal(RD)."""
+    """The final division: (RNV * r + 2^(K-O-1)) >> (K-O) with r = reciprocal(RD) (an exact multiply in both
+    `mult` modes). With L-Mul, RNV / RD may leave V's range (the products are up to 2x too large): the output
+    saturates to its signed out_width bits."""
     sh = cfg.recip_shift - cfg.out_frac
     r = reciprocal(cfg, rd)
-    return ((rnv * r[:, None] + (1 << (sh - 1))) >> sh).astype(np.int64)
+    out = (rnv * r[:, None] + (1 << (sh - 1))) >> sh
+    if cfg.mult != "exact":
+        out = saturate(out, cfg.out_width, True)
+    return out.astype(np.int64)
 
 
 def _positions(cfg: AttentionConfig, q, q_pos):

@@ -9,13 +9,18 @@ Number format (chosen so that gateware and golden model agree bit for bit, see d
 - running denominator / numerator: integers, rescaled by (x * PRM) >> exp_bits (floor).
 - output: round(RNV * 2^out_frac / RD) computed as (RNV * r + 2^(K-O-1)) >> (K-O), r = floor(2^K / RD).
 All sums are exact integer sums, so the reduction order cannot change a bit of the result.
+`mult = "lmul"` makes the score, score x V and correction multiplications L-Muls of the fixed-point operands
+(sw_model/attention_lmul.py, docs/attention.md); the final normalisation RNV x r stays exact.
+`mult = "lmul-products"`: L-Mul for Q.K and score x V only.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from .configs import ConfigError, check_int, register_unit
+from .configs import ConfigError, check_choice, check_int, register_unit
+
+MULTS = ("exact", "lmul", "lmul-products")
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,11 @@ class AttentionConfig:
     `head_dim` is E = F (Q/K and V embedding); `max_keys_log2` only sizes the running-sum registers (a runtime
     sequence length up to 2^max_keys_log2 keys cannot overflow them); no buffer depends on the sequence length.
     `causal`: query rows carry their position (`pos` on QUERY beats); key m (counted from 0 in each query tile's
-    K/V stream) is masked for a query at position < m."""
+    K/V stream) is masked for a query at position < m.
+    `mult`: "exact" integer multipliers, or "lmul": every multiplication of the cascade (Q.K, prob x V, the
+    corrections RD x PRM and RNV x PRM) is a fixed-point L-Mul keeping `lmul_man` bits below the leading one;
+    "lmul-products": only Q.K and prob x V are L-Muls, the corrections stay exact (see docs/attention.md for
+    why: an L-Mul by PRM = 1 is not the identity, so the corrections compound a bias over the tiles)."""
     head_dim: int = 8
     m0: int = 4
     p0: int = 4
@@ -36,6 +45,8 @@ class AttentionConfig:
     out_frac: int = 8
     max_keys_log2: int = 16
     causal: bool = False
+    mult: str = "exact"
+    lmul_man: int = 7
     unit = "attention"
 
     def __post_init__(self):
@@ -50,6 +61,8 @@ class AttentionConfig:
         check_int("max_keys_log2", self.max_keys_log2, 1, 24)
         if not isinstance(self.causal, bool):
             raise ConfigError(f"causal: got {self.causal!r}, allowed: true or false")
+        check_choice("mult", self.mult, MULTS)
+        check_int("lmul_man", self.lmul_man, 1, 16)
         if self.logit_width < 2:
             raise ConfigError(f"score_shift: got {self.score_shift}, allowed: at most {self.score_width - 2} "
                               f"(the {self.score_width}-bit score must keep >= 2 bits)")
@@ -57,8 +70,9 @@ class AttentionConfig:
     # ---- derived widths (parameters shared by the golden model and the gateware) ----
     @property
     def score_width(self) -> int:
-        """Signed width of S = sum of head_dim products of two data_bits integers (never overflows)."""
-        return 2 * self.data_bits - 1 + self.head_dim.bit_length()
+        """Signed width of S = sum of head_dim products of two data_bits integers (never overflows); an L-Mul
+        is at most twice the exact product (its offset is <= 1/2), hence one more bit with L-Mul products."""
+        return 2 * self.data_bits - 1 + self.head_dim.bit_length() + (self.mult != "exact")
 
     @property
     def logit_width(self) -> int:
@@ -98,6 +112,7 @@ class AttentionConfig:
 PRESETS_ATTENTION = {
     "attention-4x4-d8": AttentionConfig(),
     "attention-8x8-d32": AttentionConfig(head_dim=32, m0=8, p0=8, score_shift=8),
+    "attention-8x8-d32-lmul": AttentionConfig(head_dim=32, m0=8, p0=8, score_shift=8, mult="lmul"),
 }
 
 register_unit(AttentionConfig, PRESETS_ATTENTION)

@@ -4,9 +4,10 @@
 when the input offers a beat every cycle and the output is always ready. Per key tile: the tile starts (its
 rows move from the fill buffer to the compute buffer) in the first cycle in which the fill buffer is full and
 the array is idle or in the last PV cycle of the previous tile; then S (E cycles), G1, G2, PV (F cycles). While
-the fill buffer is full the input is not ready. The reciprocal (recip_bits cycles) starts in the first PV
-cycle of the last tile; normalisation (F cycles) follows once it is done, then one output row per cycle; the next query tile's first beat is taken in the cycle
-after the last output.
+the fill buffer is full the input is not ready. The lanes trail PV by two cycles and rotate F + 1 times. The
+reciprocal (recip_bits cycles) starts in the second PV cycle of the last tile; normalisation (F + 1 cycles)
+follows once it is done and the lanes are idle, then one output row per cycle; the next query tile's first
+beat is taken in the cycle after the last output.
 """
 from __future__ import annotations
 
@@ -30,13 +31,14 @@ def cycle_model(cfg: AttentionConfig, tiles: list[tuple[int, int]]) -> dict:
             full = cycle + rows                        # fill_full visible
             start = max(full, free)                    # the swap cycle
             end = start + tile_cycles                  # last PV cycle
-            recip_start, drain, free = end - d + 1, end, end
+            recip_start, drain, free = end - d + 2, end, end
             busy += 2 * d
             cycle = start + 1                          # input ready again
-        # the reciprocal starts in the first PV cycle of the last tile (RD is final) and takes recip_bits cycles;
-        # normalisation starts once it is done and the lanes took the last PV element
-        norm = max(drain + 1, recip_start + cfg.recip_bits + 1) + 1
-        first_out = norm + d
+        # the reciprocal starts in the second PV cycle of the last tile (RD is final after it) and takes
+        # recip_bits cycles; normalisation starts once it is done and the lanes rotated for the last time
+        # (two cycles behind PV, plus the bubble rotation); it takes d + 1 rotations of the pipelined ring
+        norm = max(drain + 3, recip_start + cfg.recip_bits + 1) + 1
+        first_out = norm + d + 1
         outs += list(range(first_out, first_out + n_q))
         cycle = first_out + n_q if n_q else first_out
     return {"in_cycles": ins, "out_cycles": outs, "busy": busy}

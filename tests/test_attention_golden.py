@@ -128,8 +128,9 @@ def test_cycle_model_numbers():
     # Q at 0,1; K rows 2,3,4 -> full at 5 = swap 0; tile 1 rows at 6,7,8, full 9 < free 5+10=15 -> swap 15
     assert model["in_cycles"] == [0, 1, 2, 3, 4, 6, 7, 8, 16]
     end = 25 + 10                                        # tile 2 swaps at 25, last PV cycle at 35
-    # the reciprocal starts in the first PV cycle of the last tile (32) and is done at 32 + recip_bits + 1
-    first = max(end + 1, 32 + cfg.recip_bits + 1) + 1 + 4
+    # the reciprocal starts in the second PV cycle of the last tile (33) and is done at 33 + recip_bits + 1;
+    # the lanes rotate for the last time at end + 3; normalisation takes head_dim + 1 = 5 cycles
+    first = max(end + 3, 33 + cfg.recip_bits + 1) + 1 + 5
     assert model["out_cycles"] == [first, first + 1]
     assert useful_macs(cfg, [(2, 7)]) == 2 * 2 * 7 * 4
     assert unfused_cycles(cfg, 2, 7)["buffer_words"] == 14
