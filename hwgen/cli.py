@@ -122,6 +122,8 @@ def cmd_sweep(args) -> int:
 
 def cmd_run(args) -> int:
     from .run_network import print_summary, run_network
+    if args.network == "minilm-layer":
+        from .run_minilm import print_summary
     summary = run_network(args.network, args.config, args.backend, args.rtl_layers, args.limit, args.sim,
                           out=Path(args.output), system=args.system, rtl_samples=args.rtl_samples)
     print_summary(summary)
@@ -219,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "layers on the RTL (bulk simulation), and reports accuracy, bit-exact agreement with the "
                         "golden backend, cycles per inference and simulation speed.")
     rn.add_argument("network", help="network name: digits-mlp (L-Mul engine), digits-mlp-int8 (sparse chain), "
-                    "digits-cnn (sparse chain, conv via im2col), digits-snn (spiking cores)")
+                    "digits-cnn (sparse chain, conv via im2col), digits-snn (spiking cores), minilm-layer (MiniLM encoder layer "
+                    "on the sparse chain + attention array)")
     rn.add_argument("--config", help="engine config: preset or TOML (default: lmuldot-e4m3x16 / sparse-chain-8)")
     rn.add_argument("--backend", default="golden", choices=("golden", "rtl", "board"),
                     help="golden: numpy models; rtl: the accelerator top's Verilog simulated in bulk; board: the same "

@@ -6,6 +6,8 @@ Networks (sklearn digits, MLP 64-32-10 trained by the project's numpy code with 
                    engine in dense mode
   digits-snn       the MLP converted to a rate-coded SNN on two spiking cores (hwgen/run_snn.py)
   digits-cnn       a small int8 CNN (conv via im2col on the sparse chain, pooling on the host; hwgen/run_cnn.py)
+  minilm-layer     all-MiniLM-L6-v2 encoder layer 0 on a real sentence: int8 linear layers on the sparse chain,
+                   the 12 heads on the attention array, LayerNorm/GELU on the host (hwgen/run_minilm.py)
 Backends: golden (numpy), rtl (the accelerator top `--system` simulated in bulk), board (the same behind the UART
 bridge over a simulated serial line). The golden backend always runs too: the summary counts device results that
 differ from it (must be 0).
@@ -26,7 +28,8 @@ from sw_model.network_int8 import Int8GoldenBackend, compile_int8, run_int8
 ROOT = Path(__file__).resolve().parent.parent
 DEVICE_BACKENDS = ("golden", "rtl", "board")
 NETWORKS = {"digits-mlp": ("lmuldot", "lmuldot-e4m3x16"), "digits-mlp-int8": ("sparse_chain", "sparse-chain-8"),
-            "digits-snn": ("snn_core", None), "digits-cnn": ("sparse_chain", "sparse-chain-8")}
+            "digits-snn": ("snn_core", None), "digits-cnn": ("sparse_chain", "sparse-chain-8"),
+            "minilm-layer": ("sparse_chain+attention", None)}
 
 
 def _digits_mlp(seed: int = 0):
@@ -78,6 +81,12 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError(f"{flag}: got {value!r}, allowed: a positive number of test samples")
     engine, default_config = NETWORKS[network]
+    if network == "minilm-layer":
+        from .run_minilm import run_minilm_layer
+        if limit is not None or rtl_samples is not None or backend == "board":
+            raise ValueError("minilm-layer: runs one sentence on the bare engines; allowed: --backend golden|rtl, "
+                             "--config, --rtl-layers (no --limit, --rtl-samples or board)")
+        return run_minilm_layer(config_name, backend, rtl_layers, sim, out=out)
     if network == "digits-cnn":
         from .run_cnn import run_digits_cnn
         layers = None if rtl_layers is None else _layer_indices(rtl_layers, 6)
