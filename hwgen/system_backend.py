@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from sw_model.configs import PRESETS, load_config
-from sw_model.system import GoldenSystem, Program, ProgramError, _join, _split, decode_replies, program_cycles
+from sw_model.system import (GoldenSystem, Program, ProgramError, _join, _signed, _split, decode_replies,
+                             outputs_per_vector, program_cycles)
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("golden", "rtl", "board")
@@ -106,17 +107,18 @@ class SystemBackend:
         ends = (np.flatnonzero(np.asarray(beats["last"])) + 1).tolist()
         if not ends or ends[-1] != len(words):
             raise ProgramError("beats: the last beat must end a vector (last = 1)")
-        chunks, chunk_start, start, n_vectors = [], 0, 0, 0     # (first beat, end beat, vectors)
-        for end in ends + [None]:
-            if n_vectors and (end is None or end - chunk_start > half or n_vectors + 1 > half):
-                chunks.append((chunk_start, start, n_vectors))
-                chunk_start, n_vectors = start, 0
+        outs = outputs_per_vector(config.unit, beats) or [1] * len(ends)
+        chunks, chunk_start, start, n_out = [], 0, 0, 0        # (first beat, end beat, output beats)
+        for end, out in zip(ends + [None], outs + [0]):
+            if start > chunk_start and (end is None or end - chunk_start > half or n_out + out > half):
+                chunks.append((chunk_start, start, n_out))
+                chunk_start, n_out = start, 0
             if end is None:
                 break
-            if end - chunk_start > half:
-                raise ProgramError(f"beats: a vector of {end - chunk_start} beats, allowed: at most half the "
-                                   f"scratchpad ({half} beats; use a system with a deeper spad_depth)")
-            start, n_vectors = end, n_vectors + 1
+            if end - chunk_start > half or out > half:
+                raise ProgramError(f"beats: a vector of {end - chunk_start} beats and {out} outputs, allowed: at "
+                                   f"most half the scratchpad ({half}; use a system with a deeper spad_depth)")
+            start, n_out = end, n_out + out
         program.clear()
         previous = None
         for k, (first, last, n_out) in enumerate(chunks):
@@ -130,7 +132,7 @@ class SystemBackend:
 
     def run_engine(self, config, beats: dict) -> tuple[dict, dict]:
         """Input beats through the system's engine for `config`; returns the output field arrays (unsigned
-        codes, one beat per vector) and the stats."""
+        codes; one beat per vector, or one per query for the attention array) and the stats."""
         program, e = self.program(config, beats)
         replies, stats = self.execute(program)
         out_beats = [b for r in replies[:-1] for b in r]
@@ -155,3 +157,14 @@ class SystemBackend:
         acc = np.asarray(unpack_gemm(out, w_q.shape[0], x_q.shape[1]), np.int64)
         acc = np.where(acc >= 1 << (config.acc_bits - 1), acc - (1 << config.acc_bits), acc)
         return acc, stats
+
+    def attention(self, config, q, k, v) -> tuple[np.ndarray, dict]:
+        """Heads q (H, P, E), k/v (H, N, E) integers (or one head, 2-D) -> (H, P, E) signed outputs on the
+        system's attention engine; the heads' stream beats go back to back."""
+        from sw_model.attention import stream_beats
+        single = np.ndim(q) == 2
+        q, k, v = (np.asarray(a)[None] if single else np.asarray(a) for a in (q, k, v))
+        parts = [stream_beats(config, *head) for head in zip(q, k, v)]
+        out, stats = self.run_engine(config, {f: np.concatenate([p[f] for p in parts]) for f in parts[0]})
+        rows = _signed(out["out"], config.out_width).reshape(len(q), q.shape[1], config.head_dim)
+        return (rows[0] if single else rows), stats

@@ -210,8 +210,32 @@ def _sparse_model(cfg, beats: dict) -> dict:
     return {k: np.asarray(v, dtype=np.int64) & ((1 << cfg.acc_bits) - 1) for k, v in out.items()}
 
 
+def _attention_model(cfg, beats: dict) -> dict:
+    """Per vector (a query tile: its QUERY beats, then K/V beats up to `last`): one output row per query."""
+    from .attention import KIND_QUERY, attention
+    x, v = _signed(beats["x"], cfg.data_bits), _signed(beats["v"], cfg.data_bits)
+    rows, start = [], 0
+    for end in np.flatnonzero(beats["last"]) + 1:
+        query = np.asarray(beats["kind"][start:end]) == KIND_QUERY
+        pos = np.asarray(beats["pos"][start:end])[query] if cfg.causal else None
+        rows.append(attention(cfg, x[start:end][query], x[start:end][~query], v[start:end][~query], q_pos=pos))
+        start = end
+    out = np.concatenate(rows) if rows else np.zeros((0, cfg.head_dim), dtype=np.int64)
+    return {"out": np.asarray(out, dtype=np.int64) & ((1 << cfg.out_width) - 1)}
+
+
+def outputs_per_vector(unit: str, beats: dict) -> list[int] | None:
+    """Output beats of each vector (vectors end at `last`) for engines that give more than one (None: one)."""
+    if unit != "attention":
+        return None
+    from .attention import KIND_QUERY
+    ends = np.flatnonzero(beats["last"]) + 1
+    queries = np.cumsum(np.asarray(beats["kind"]) == KIND_QUERY)
+    return np.diff(np.concatenate([[0], queries[ends - 1]])).tolist()
+
+
 # unit -> bit-exact model: (config, input beats as field arrays) -> output beats as field arrays (unsigned codes)
-ENGINE_MODELS = {"lmuldot": _lmuldot_model, "sparse_chain": _sparse_model}
+ENGINE_MODELS = {"lmuldot": _lmuldot_model, "sparse_chain": _sparse_model, "attention": _attention_model}
 
 
 class GoldenSystem:
@@ -282,7 +306,7 @@ def program_cycles(program: Program) -> int:
     max(t+1, free[e]) + 1. Replies leave through one serializer, one word per cycle: it loads a beat at cycle
     L0 = max(start, when it last went free) and sends its words in the following cycles. INFO/COUNTERS: start t+1,
     decoder free at L0 + 1. READ of c beats of k words: start t+2, beat j loads at L0 + j*k, decoder free at
-    L0 + (c-1)*k + 2 (t+2 when c = 0)."""
+    L0 + (c-1)*k + 2 (t+2 when c = 0). None when a RUN uses an engine without a fixed latency and II = 1."""
     hdr = {f["name"]: f for f in program.sys["header"]}
     ops = {v: k for k, v in program.sys["opcodes"].items()}
     t = end = s_free = pos = 0
@@ -297,6 +321,8 @@ def program_cycles(program: Program) -> int:
             pos += h["count"] * eng["in_words"]
             t += 2 + h["count"] * eng["in_words"]
         elif op == "RUN":
+            if eng["latency"] is None or eng["ii"] != 1:
+                return None                     # the model covers II=1 engines of fixed latency only
             t = max(t, free.get(e, 0))
             free[e] = t + h["count"] + eng["latency"] + 2
             t += 1

@@ -91,7 +91,7 @@ def test_chunking_over_small_scratchpads(tmp_path):
     backend = SystemBackend(str(toml), "golden")
     acc, _ = backend.gemm(PRESETS["sparse-chain-8"], wq, xq)      # 126 beats -> chunks of <= 8 beats, double-buffered
     assert np.array_equal(acc, wq @ xq)
-    with pytest.raises(ProgramError, match="a vector of 24 beats, allowed: at most half the scratchpad"):
+    with pytest.raises(ProgramError, match="a vector of 24 beats and 1 outputs, allowed: at most half the scratchpad"):
         backend.gemm(PRESETS["sparse-chain-8"], rng.integers(-127, 128, (1, 192)), rng.integers(-128, 128, (192, 1)))
 
 
@@ -109,3 +109,15 @@ def test_every_system_preset_resolves_its_engines():
     for name, cfg in PRESETS.items():
         if cfg.unit == "system":
             assert [c.unit for c in cfg.engine_configs]
+
+
+def test_golden_attention_engine_equals_the_attention_model(tmp_path):
+    from sw_model.attention import attention
+    toml = tmp_path / "att.toml"
+    toml.write_text('unit = "system"\nengines = ["attention-4x4-d8"]\nhost_width = 128\nspad_depth = 64\n')
+    cfg = PRESETS["attention-4x4-d8"]
+    rng = np.random.default_rng(3)
+    lim = 1 << (cfg.data_bits - 1)
+    q, k, v = (rng.integers(-lim, lim, (2, n, cfg.head_dim)) for n in (6, 13, 13))
+    got, _ = SystemBackend(str(toml), "golden").attention(cfg, q, k, v)      # 2 query tiles x 17 beats per head
+    assert np.array_equal(got, np.stack([attention(cfg, *head) for head in zip(q, k, v)]))
