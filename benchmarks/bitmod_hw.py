@@ -5,8 +5,12 @@ multiplier, the baseline is measured without and with DSPs), Fmax from nextpnr-e
 wrapper (hwgen/bitmod_baseline.py SerialHarness), and peak MACs/cycle per LUT (fabric only, no DSP).
 BitMoD peak MACs/cycle = rows * cols * lanes / terms: lanes/2 per PE at FP4/FP3, lanes/3 at INT6, lanes/4 at INT8.
 
-    python benchmarks/bitmod_hw.py [--pairs 1x1,2x2] [--fmax-pairs 1x1] [--out docs/results]
-writes docs/results/bitmod_hw.json and docs/results/bitmod_hw.md.
+With `--act fp16` the BitMoD array takes FP16 activations (`BitModConfig(act="fp16")`) and the baseline is a
+bit-parallel INT8 x FP16 MAC array (`Int8Fp16MacArray`, k/2 multipliers per PE, the same alignment with 3 guard
+bits and the same block-floating-point accumulator).
+
+    python benchmarks/bitmod_hw.py [--act int8|fp16] [--pairs 1x1,2x2] [--fmax-pairs 1x1] [--out docs/results]
+writes docs/results/bitmod_hw.json and .md (int8) or bitmod_hw_fp16.json and .md (fp16).
 """
 from __future__ import annotations
 
@@ -19,19 +23,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hwgen.bitmod_baseline import Int8MacArray, SerialHarness  # noqa: E402
+from hwgen.bitmod_baseline import Int8Fp16MacArray, Int8MacArray, SerialHarness  # noqa: E402
 from hwgen.bitmod_pe import BitModArray  # noqa: E402
 from hwgen.report import synthesize  # noqa: E402
 from sw_model.bitmod_config import BitModConfig  # noqa: E402
 
 
-def designs(rows: int, cols: int, lanes: int = 4):
-    cfg = BitModConfig(rows=rows, cols=cols, lanes=lanes)
-    acc_bits = 16 + (cfg.max_groups * cfg.group_size - 1).bit_length()
-    base = dict(rows=rows, cols=cols, macs=lanes // 2, acc_bits=acc_bits)
+def designs(rows: int, cols: int, lanes: int = 4, act: str = "int8"):
+    cfg = BitModConfig(rows=rows, cols=cols, lanes=lanes, act=act)
+    n_max = cfg.max_groups * cfg.group_size
+    if act == "fp16":     # |w| * mantissa < 2^18, 3 guard bits, <= n_max / macs cycles of macs lanes
+        base = dict(rows=rows, cols=cols, macs=lanes // 2, acc_bits=19 + 3 + (n_max - 1).bit_length(), guard=3)
+        bname, iname, icls = f"bitmod_fp16_{rows}x{cols}_k{lanes}", f"int8fp16mac_{rows}x{cols}_m{lanes // 2}", \
+            Int8Fp16MacArray
+    else:
+        base = dict(rows=rows, cols=cols, macs=lanes // 2, acc_bits=16 + (n_max - 1).bit_length())
+        bname, iname, icls = f"bitmod_{rows}x{cols}_k{lanes}", f"int8mac_{rows}x{cols}_m{lanes // 2}", Int8MacArray
     return [
-        (f"bitmod_{rows}x{cols}_k{lanes}", lambda: BitModArray(cfg), rows * cols * lanes / 2, cfg),
-        (f"int8mac_{rows}x{cols}_m{lanes // 2}", lambda: Int8MacArray(**base), rows * cols * lanes // 2, base),
+        (bname, lambda: BitModArray(cfg), rows * cols * lanes / 2, cfg),
+        (iname, lambda: icls(**base), rows * cols * lanes // 2, base),
     ]
 
 
@@ -57,20 +67,22 @@ def main(argv=None):
     ap.add_argument("--pairs", default="1x1,2x2", help="array sizes rows x cols, comma separated")
     ap.add_argument("--fmax-pairs", default="1x1", help="pairs that also get place and route for Fmax")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
+    ap.add_argument("--act", default="int8", choices=("int8", "fp16"), help="BitMoD activation format")
     args = ap.parse_args(argv)
     rows_out, t0 = [], time.time()
     for pair in args.pairs.split(","):
         r, c = (int(x) for x in pair.lower().split("x"))
-        (bname, bmake, bmacs, bcfg), (iname, imake, imacs, icfg) = designs(r, c)
+        (bname, bmake, bmacs, bcfg), (iname, imake, imacs, icfg) = designs(r, c, act=args.act)
         fmax = pair in args.fmax_pairs.split(",")
         b = measure(bname, bmake, dsp=False, fmax=fmax)
         b.update(kind="bitmod", peak_macs_per_cycle={"fp4/fp3": bmacs, "int6": bmacs * 2 / 3, "int8": bmacs / 2},
                  config=dict(rows=r, cols=c, lanes=bcfg.lanes, group_size=bcfg.group_size,
-                             max_groups=bcfg.max_groups))
+                             max_groups=bcfg.max_groups, act=bcfg.act))
         i_nodsp = measure(iname, imake, dsp=False, fmax=fmax)
         i_dsp = measure(iname, imake, dsp=True, fmax=False)
         for x in (i_nodsp, i_dsp):
-            x.update(kind="int8_mac", peak_macs_per_cycle={"int8": imacs}, config=icfg)
+            x.update(kind="int8_mac" if args.act == "int8" else "int8xfp16_mac", peak_macs_per_cycle={"int8": imacs},
+                     config=icfg)
         for target in ("ecp5", "xc7"):
             b_eff = bmacs / b[target]["lut"]
             i_eff = imacs / i_nodsp[target]["lut"]
@@ -81,9 +93,13 @@ def main(argv=None):
         print(f"{pair}: done after {time.time() - t0:.0f} s", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cmd = f"python benchmarks/bitmod_hw.py --pairs {args.pairs} --fmax-pairs {args.fmax_pairs}"
-    (out / "bitmod_hw.json").write_text(json.dumps({"command": cmd, "results": rows_out}, indent=2) + "\n")
-    lines = [f"# BitMoD array vs bit-parallel INT8 MAC array (equal peak MACs/cycle at 4-bit weights)", "",
+    act_arg = "" if args.act == "int8" else " --act fp16"
+    cmd = f"python benchmarks/bitmod_hw.py{act_arg} --pairs {args.pairs} --fmax-pairs {args.fmax_pairs}"
+    stem = "bitmod_hw" if args.act == "int8" else "bitmod_hw_fp16"
+    (out / f"{stem}.json").write_text(json.dumps({"command": cmd, "results": rows_out}, indent=2) + "\n")
+    what = ("FP16-activation BitMoD array vs bit-parallel INT8 x FP16 MAC array" if args.act == "fp16" else
+            "BitMoD array vs bit-parallel INT8 MAC array")
+    lines = [f"# {what} (equal peak MACs/cycle at 4-bit weights)", "",
              f"Command: `{cmd}` (Yosys synth_ecp5 / synth_xilinx on the registered harness; Fmax: nextpnr-ecp5 "
              "LFE5U-25F-6 on a serial pin wrapper).", "",
              "| design | DSP | peak MACs/cyc | ECP5 LUT | FF | DSP | Fmax MHz | xc7 LUT | FF | DSP | "
@@ -101,7 +117,7 @@ def main(argv=None):
     lines += ["", "BitMoD peak MACs/cycle is at FP4/FP3 weights (2 terms per weight); INT6 gives 2/3 and INT8 1/2 "
               "of it. The BitMoD array also contains the per-group bit-serial dequantizers the INT8 baseline lacks.",
               ""]
-    (out / "bitmod_hw.md").write_text("\n".join(lines))
+    (out / f"{stem}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

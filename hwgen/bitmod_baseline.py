@@ -4,11 +4,16 @@
 PE, the same stream style as `BitModArray` (weights down columns, activations across rows, `last` closes a
 vector); II = 1. With macs = lanes / 2 it has the peak throughput of a BitMoD array at 4-bit weights.
 
+`Int8Fp16MacArray`: the same with FP16 activations: `macs` bit-parallel INT8 x FP16-mantissa multipliers per PE,
+the products aligned to their largest exponent with `guard` truncation bits and accumulated in the same
+block-floating-point format as the FP16 BitMoD PE (hwgen/bitmod_fp16.py), II = 1. With macs = lanes / 2 it has the
+peak throughput of a FP16 BitMoD array at 4-bit weights.
+
 `SerialHarness`: a pin-light wrapper for place and route: every unit input comes from a register loaded from a
 1-bit serial shift chain, every unit output lands in a register shifted out on 1 pin, so nextpnr times the
 unit register to register without needing hundreds of pins.
 """
-from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,6 +50,83 @@ class Int8MacArray(wiring.Component):
                     m.d.sync += acc.eq(acc + total)
                     with m.If(p.last):
                         m.d.sync += [acc.eq(0), self.o.payload.y[r * self.cols + c].eq(acc + total)]
+        return m
+
+
+class Int8Fp16MacArray(wiring.Component):
+    """y * 2^(e - 25 - guard) ~= sum over the beats of a vector of sum_m a[r, m] * w[c, m], a FP16 (bit patterns),
+    w int8; per PE and cycle: |w| * mantissa (19 bits), shift right by (max exponent - exponent) after `guard`
+    extra bits (truncation), sign, adder tree, block-floating-point accumulator. Inf/NaN count as zero and set
+    nonfinite[r]. Resource baseline only (see benchmarks/bitmod_hw.py); checked in tests/test_bitmod_hw_fp16.py."""
+
+    def __init__(self, rows: int, cols: int, macs: int, acc_bits: int, guard: int = 3):
+        self.rows, self.cols, self.macs, self.acc_bits, self.guard = rows, cols, macs, acc_bits, guard
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "w": data.ArrayLayout(8, cols * macs), "a": data.ArrayLayout(16, rows * macs), "last": 1}))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "y": data.ArrayLayout(acc_bits, rows * cols), "e": data.ArrayLayout(6, rows * cols),
+                "nonfinite": data.ArrayLayout(1, rows)}))),
+        })
+
+    def elaborate(self, platform):
+        from .bitmod_fp16 import _max_tree, align_add, decode_act
+        m = Module()
+        p, g, k = self.i.payload, self.guard, self.macs
+        take = self.i.valid & self.i.ready
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(take & p.last):
+            m.d.sync += self.o.valid.eq(1)
+        acts = [[decode_act(m, p.a[r * k + l], f"a{r}_{l}") for l in range(k)] for r in range(self.rows)]
+        for r in range(self.rows):
+            nf = Signal(name=f"nf{r}")
+            beat_nf = Cat(*[x[4] for x in acts[r]]).any()
+            with m.If(take):
+                m.d.sync += nf.eq(nf | beat_nf)
+                with m.If(p.last):
+                    m.d.sync += [nf.eq(0), self.o.payload.nonfinite[r].eq(nf | beat_nf)]
+        wmag = []
+        for c in range(self.cols):
+            for l in range(k):
+                w = p.w[c * k + l].as_signed()
+                mag = Signal(8, name=f"w{c}_{l}_mag")
+                m.d.comb += mag.eq(Mux(w < 0, -w, w))
+                wmag.append((w < 0, mag))
+        for r in range(self.rows):
+            for c in range(self.cols):
+                name = f"pe{r}_{c}"
+                exps, mags = [], []
+                for l in range(k):
+                    s, e_eff, man, live_a, _ = acts[r][l]
+                    wneg, wm = wmag[c * k + l]
+                    prod = Signal(19, name=f"{name}_prod{l}")
+                    e = Signal(6, name=f"{name}_e{l}")
+                    m.d.comb += [prod.eq(wm * man), e.eq(Mux(live_a & (wm != 0), e_eff, 0))]
+                    exps.append(e)
+                    mags.append((s ^ wneg, prod))
+                big = _max_tree(m, exps, name)
+                terms = []
+                for l, (neg, prod) in enumerate(mags):
+                    al = Signal(19 + g, name=f"{name}_al{l}")
+                    v = Signal(signed(20 + g), name=f"{name}_v{l}")
+                    d = Signal(6, name=f"{name}_d{l}")
+                    m.d.comb += [d.eq(big - exps[l]), al.eq(Mux(exps[l] != 0, (prod << g) >> d, 0)),
+                                 v.eq(Mux(neg, -al, al))]
+                    terms.append(v)
+                total = terms[0]
+                for x in terms[1:]:
+                    total = total + x
+                s_sum = Signal(signed(self.acc_bits), name=f"{name}_S")
+                m.d.comb += s_sum.eq(total)
+                acc, acc_e = Signal(signed(self.acc_bits), name=f"{name}_acc"), Signal(6, name=f"{name}_acc_e")
+                nxt, nxt_e = align_add(m, acc, acc_e, s_sum, big, self.acc_bits, name)
+                with m.If(take):
+                    m.d.sync += [acc.eq(nxt), acc_e.eq(nxt_e)]
+                    with m.If(p.last):
+                        m.d.sync += [acc.eq(0), acc_e.eq(0), self.o.payload.y[r * self.cols + c].eq(nxt),
+                                     self.o.payload.e[r * self.cols + c].eq(nxt_e)]
         return m
 
 

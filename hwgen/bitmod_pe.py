@@ -1,4 +1,4 @@
-"""BitMoD bit-serial mixed-datatype PE array (Chen et al., HPCA'25), INT8 activations.
+"""BitMoD bit-serial mixed-datatype PE array (Chen et al., HPCA'25), INT8 or FP16 activations.
 
 `BitModArray` is a rows x cols output-stationary array; a single PE is the 1 x 1 array. Each input beat carries
 `lanes` weight codes per column (broadcast down the column) and `lanes` activations per row (broadcast across
@@ -8,6 +8,8 @@ terms(dtype) cycles (INT8 4, INT6 3, FP4/FP3 2). Every PE sums its k lane produc
 exactly; at each group end the group sum goes to the PE's bit-serial dequantizer (8 shift-add cycles, MSB first,
 overlapping the next group), whose product is added to the PE's output accumulator. The beat with `last` set
 closes a vector; its result leaves on `o` 9 cycles after that beat's handshake (see sw_model/bitmod.py).
+With `act = "fp16"` the PEs align the k FP16 products of a cycle to their largest exponent (hwgen/bitmod_fp16.py,
+sw_model/bitmod_fp16.py); control, term engine, SV registers and timing are the same.
 
 Stream rules: `o.valid` never waits for `o.ready`; `o.payload` stays stable while valid and not ready.
 `i.ready` is asserted in the last term cycle of a beat (it depends on `i.valid`); the term engine reads
@@ -17,7 +19,9 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.bitmod_config import ACT_BITS, CODE_BITS, DTYPES, SCALE_BITS, BitModConfig, sv_reg_encode
+from sw_model.bitmod_config import ACT_BITS, CODE_BITS, DTYPES, EXP_BITS, SCALE_BITS, BitModConfig, sv_reg_encode
+
+from . import bitmod_fp16
 
 _TERMS = [DTYPES[n].terms for n in sorted(DTYPES, key=lambda n: DTYPES[n].code)]
 
@@ -86,23 +90,29 @@ class BitModArray(wiring.Component):
                sv_val = sign << 5 | half-unit magnitude), taking one cycle; the registers reset to the
                config's tables.
     o.payload: y[rows*cols] (two's complement, out_bits each, row-major), one beat per vector.
+    act = "fp16": a[rows*lanes] are FP16 bit patterns; o.payload adds e[rows*cols] (6-bit block exponent:
+               value = y * 2^(e - 26 - guard_bits)) and nonfinite[rows] (an Inf/NaN activation in the row).
     Timing: a beat is accepted after max_c terms(dtype[c]) cycles of work; output latency 9 cycles after the
-    last beat's handshake; no stall from the dequantizer (a group lasts >= 8 cycles)."""
+    last beat's handshake (10 with `pipeline = 1`: a register after the term decoders); no stall from the
+    dequantizer without backpressure (a group lasts >= 8 cycles)."""
 
     def __init__(self, config: BitModConfig):
         self.config = config
         c, k, r = config.cols, config.lanes, config.rows
+        out = {"y": data.ArrayLayout(config.out_bits, r * c)}
+        if config.act == "fp16":
+            out.update(e=data.ArrayLayout(EXP_BITS, r * c), nonfinite=data.ArrayLayout(1, r))
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
-                "w": data.ArrayLayout(CODE_BITS, c * k), "a": data.ArrayLayout(ACT_BITS, r * k),
+                "w": data.ArrayLayout(CODE_BITS, c * k), "a": data.ArrayLayout(config.act_bits, r * k),
                 "dtype": data.ArrayLayout(2, c), "sv": data.ArrayLayout(2, c),
                 "scale": data.ArrayLayout(SCALE_BITS, c), "last": 1,
                 "sv_we": 1, "sv_addr": 3, "sv_val": 6}))),
-            "o": Out(stream.Signature(data.StructLayout({"y": data.ArrayLayout(config.out_bits, r * c)}))),
+            "o": Out(stream.Signature(data.StructLayout(out))),
         })
 
     def timing(self) -> dict:
-        return {"latency": SCALE_BITS + 1, "ii": None,
+        return {"latency": SCALE_BITS + 1 + self.config.pipeline, "ii": None,
                 "cycles_per_beat": {n: d.terms for n, d in DTYPES.items()},
                 "note": "a beat takes max over columns of terms(dtype) cycles; latency counts from the "
                         "handshake of a vector's last beat"}
@@ -131,6 +141,11 @@ class BitModArray(wiring.Component):
         o_free = ~self.o.valid | self.o.ready
         commit = dq_busy & (dq_cnt == 7) & (~dq_last | o_free)
         dq_free = ~dq_busy | commit
+        if cfg.pipeline:
+            # the PEs see a group end one cycle later: accept it only if the dequantizer is free then, i.e.
+            # free now, committing now, or certain to commit next cycle (count 6 and the output register
+            # free now: nothing but a commit can fill it)
+            dq_free = dq_free | (dq_busy & (dq_cnt == 6) & (~dq_last | o_free))
         # SV register file: an sv_we beat writes one word in one cycle and computes nothing
         sv_regs = [Signal(6, name=f"sv_reg{t}", init=sv_reg_encode(v))
                    for t, v in enumerate(cfg.sv_fp4 + cfg.sv_fp3)]
@@ -156,6 +171,30 @@ class BitModArray(wiring.Component):
                      for l in range(k)]
             cols.append((bsig, lanes))
 
+        # ---- optional decode pipeline register: decoded terms, bsig, activations and the step/group-end
+        # events reach the PEs one cycle later (Fmax; latency + 1, the same cycles per beat) ----------------
+        pe_a, pe_step, pe_handoff, pe_last, pe_scale = p.a, step, handoff, p.last, p.scale
+        if cfg.pipeline:
+            pe_step, pe_handoff, pe_last = Signal(name="pe_step"), Signal(name="pe_handoff"), Signal(name="pe_last")
+            m.d.sync += [pe_step.eq(step), pe_handoff.eq(handoff), pe_last.eq(p.last)]
+            pe_a = [Signal(cfg.act_bits, name=f"pe_a{t}") for t in range(R * k)]
+            m.d.sync += [pe_a[t].eq(p.a[t]) for t in range(R * k)]
+            pe_scale = [Signal(SCALE_BITS, name=f"pe_scale{c}") for c in range(C)]
+            with m.If(handoff):
+                m.d.sync += [pe_scale[c].eq(p.scale[c]) for c in range(C)]
+            piped = []
+            for c, (bsig, lanes) in enumerate(cols):
+                bsig_r = Signal(3, name=f"bsig{c}_r")
+                lanes_r = []
+                for l, (neg, zero, shift) in enumerate(lanes):
+                    regs = (Signal(name=f"t{c}_{l}_neg_r"), Signal(name=f"t{c}_{l}_zero_r"),
+                            Signal(range(5), name=f"t{c}_{l}_sh_r"))
+                    m.d.sync += [regs[0].eq(neg), regs[1].eq(zero), regs[2].eq(shift)]
+                    lanes_r.append(regs)
+                m.d.sync += bsig_r.eq(bsig)
+                piped.append((bsig_r, lanes_r))
+            cols = piped
+
         # ---- dequantizer control (shared) and output --------------------------------------------------------
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
@@ -167,17 +206,31 @@ class BitModArray(wiring.Component):
             m.d.sync += dq_busy.eq(0)
             with m.If(dq_last):
                 m.d.sync += self.o.valid.eq(1)
-        with m.If(handoff):
-            m.d.sync += [dq_busy.eq(1), dq_cnt.eq(0), dq_last.eq(p.last)]
-            m.d.sync += [dq_scale[c].eq(p.scale[c]) for c in range(C)]
+        with m.If(pe_handoff):
+            m.d.sync += [dq_busy.eq(1), dq_cnt.eq(0), dq_last.eq(pe_last)]
+            m.d.sync += [dq_scale[c].eq(pe_scale[c]) for c in range(C)]
 
         # ---- PEs ------------------------------------------------------------------------------------------
+        if cfg.act == "fp16":
+            acts = [[bitmod_fp16.decode_act(m, pe_a[r * k + l], f"a{r}_{l}") for l in range(k)] for r in range(R)]
+            raw = [[x[4] for x in acts[r]] for r in range(R)] if not cfg.pipeline else \
+                [[bitmod_fp16.decode_act(m, p.a[r * k + l], f"ra{r}_{l}")[4] for l in range(k)] for r in range(R)]
+            ctl = dict(step=pe_step, handoff=pe_handoff, commit=commit, dq_busy=dq_busy, dq_cnt=dq_cnt,
+                       dq_last=dq_last, beat_done=step & final, last=pe_last, pipeline=cfg.pipeline, raw_specials=raw)
+            for r in range(R):
+                for c in range(C):
+                    bsig, lanes = cols[c]
+                    ctl["scale_bit"] = dq_scale[c][SCALE_BITS - 1]
+                    bitmod_fp16.fp16_pe(m, cfg, r, c, acts[r], lanes, bsig, ctl, self.o.payload.y[r * C + c],
+                                        self.o.payload.e[r * C + c])
+            bitmod_fp16.nonfinite_flags(m, R, ctl["raw_specials"], ctl, self.o.payload.nonfinite)
+            return m
         for r in range(R):
             for c in range(C):
                 bsig, lanes = cols[c]
                 prods = []
                 for l, (neg, zero, shift) in enumerate(lanes):
-                    a = p.a[r * k + l].as_signed()
+                    a = pe_a[r * k + l].as_signed()
                     mag = Signal(signed(ACT_BITS + 5), name=f"pe{r}_{c}_m{l}")
                     prod = Signal(signed(ACT_BITS + 6), name=f"pe{r}_{c}_p{l}")
                     m.d.comb += [mag.eq(a << shift), prod.eq(Mux(zero, 0, Mux(neg, -mag, mag)))]
@@ -195,7 +248,7 @@ class BitModArray(wiring.Component):
                 bit = dq_scale[c][SCALE_BITS - 1]               # the scale shifts left: MSB first
                 m.d.comb += prod_next.eq((dq_prod << 1) + Mux(bit, dq_val, 0))
                 out_acc = Signal(signed(cfg.out_bits), name=f"pe{r}_{c}_out_acc")
-                with m.If(step):
+                with m.If(pe_step):
                     m.d.sync += acc.eq(acc_next)
                 with m.If(dq_busy & (dq_cnt != 7)):
                     m.d.sync += dq_prod.eq(prod_next)
@@ -203,6 +256,6 @@ class BitModArray(wiring.Component):
                     m.d.sync += out_acc.eq(Mux(dq_last, 0, out_acc + prod_next))
                     with m.If(dq_last):
                         m.d.sync += self.o.payload.y[r * C + c].eq(out_acc + prod_next)
-                with m.If(handoff):
+                with m.If(pe_handoff):
                     m.d.sync += [acc.eq(0), dq_val.eq(acc_next), dq_prod.eq(0)]
         return m

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.rtl
 
 CONFIGS = [
     BitModConfig(lanes=1, group_size=4, max_groups=4),                       # smallest legal
-    BitModConfig(lanes=4, group_size=16, max_groups=4),
+    pytest.param(BitModConfig(lanes=4, group_size=16, max_groups=4), marks=pytest.mark.slow),   # time budget
     BitModConfig(rows=3, cols=5, lanes=3, group_size=12, max_groups=3),      # odd, non-square
     BitModConfig(rows=2, cols=2, lanes=4, group_size=16, max_groups=2,
                  sv_fp4=(2.5, -5.0, 10.0, -12.0), sv_fp3=(1.5, -3.0, 6.0, -5.0)),
@@ -41,6 +41,7 @@ def test_bitmod_mixed_random_and_extremes(cfg, sim_opts):
     check(cfg, concat_beats(beats, extreme_beats(cfg)), sim_opts, seed=1)
 
 
+@pytest.mark.slow
 def test_bitmod_each_datatype_alone(sim_opts):
     cfg = CONFIGS[2]
     check(cfg, concat_beats(*[random_beats(cfg, 4, seed=10 + d, dtypes=(d,)) for d in range(4)]), sim_opts, seed=3)

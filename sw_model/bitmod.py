@@ -115,6 +115,11 @@ def _split(cfg: BitModConfig, beats: dict) -> tuple[dict, np.ndarray]:
     return compute, np.array(tables).reshape(-1, 2, 4)
 
 
+def _int8_only(cfg: BitModConfig):
+    if cfg.act != "int8":
+        raise ValueError(f"act: got {cfg.act!r}; this model is for act='int8', use sw_model.bitmod_fp16 for 'fp16'")
+
+
 def _check_beats(cfg: BitModConfig, beats: dict) -> tuple[np.ndarray, ...]:
     k, R, C = cfg.lanes, cfg.rows, cfg.cols
     w = np.asarray(beats["w"], dtype=np.int64).reshape(-1, C, k)
@@ -126,7 +131,10 @@ def _check_beats(cfg: BitModConfig, beats: dict) -> tuple[np.ndarray, ...]:
     n = len(last)
     if not all(len(x) == n for x in (w, a, dt, sv, sc)):
         raise ValueError("beats: every field needs the same number of beats")
-    if a.size and (a.min() < -(1 << (ACT_BITS - 1)) or a.max() >= 1 << (ACT_BITS - 1)):
+    if cfg.act == "fp16":
+        if a.size and (a.min() < 0 or a.max() >= 1 << 16):
+            raise ValueError(f"a: fp16 activations are 16-bit patterns (0..65535), got {a.min()}..{a.max()}")
+    elif a.size and (a.min() < -(1 << (ACT_BITS - 1)) or a.max() >= 1 << (ACT_BITS - 1)):
         raise ValueError(f"a: activations must be int8 (-128..127), got {a.min()}..{a.max()}")
     if ((dt < 0) | (dt > 3)).any() or ((sv < 0) | (sv > 3)).any() or ((sc < 0) | (sc > 255)).any():
         raise ValueError("dtype/sv/scale: allowed 0..3 / 0..3 / 0..255")
@@ -145,7 +153,9 @@ def _check_beats(cfg: BitModConfig, beats: dict) -> tuple[np.ndarray, ...]:
 
 
 def array_outputs(cfg: BitModConfig, beats: dict) -> np.ndarray:
-    """Golden outputs (vectors, rows * cols), exact signed integers, row-major over (row, col)."""
+    """Golden outputs (vectors, rows * cols), exact signed integers, row-major over (row, col).
+    INT8 activations only; FP16 configs: sw_model.bitmod_fp16.array_outputs."""
+    _int8_only(cfg)
     beats, tables = _split(cfg, beats)
     w, a, dt, sv, sc, last = _check_beats(cfg, beats)
     n, C, k = w.shape
@@ -171,6 +181,7 @@ def array_outputs(cfg: BitModConfig, beats: dict) -> np.ndarray:
 
 def reference_outputs(cfg: BitModConfig, beats: dict) -> np.ndarray:
     """Independent float64 reference: value tables (no terms), dot products per group, times the scale."""
+    _int8_only(cfg)
     beats, tables = _split(cfg, beats)
     w, a, dt, sv, sc, last = _check_beats(cfg, beats)
     wv = np.zeros(w.shape)
@@ -182,6 +193,11 @@ def reference_outputs(cfg: BitModConfig, beats: dict) -> np.ndarray:
     ends = np.nonzero(last)[0]
     starts = np.concatenate([[0], ends[:-1] + 1])
     return np.stack([prod[s:e + 1].sum(axis=0) for s, e in zip(starts, ends)]).reshape(len(ends), -1)
+
+
+def latency(cfg: BitModConfig) -> int:
+    """Output latency after the last beat's handshake: LATENCY, + 1 with the decode pipeline register."""
+    return LATENCY + cfg.pipeline
 
 
 def cycles_per_beat(beats: dict) -> np.ndarray:
@@ -236,6 +252,6 @@ def concat_beats(*parts: dict) -> dict:
     return {f: np.concatenate([np.asarray(p[f]) for p in parts]) for f in parts[0]}
 
 
-__all__ = ["LATENCY", "DTYPES", "half_units", "booth_digits", "weight_terms", "array_outputs",
+__all__ = ["LATENCY", "latency", "DTYPES", "half_units", "booth_digits", "weight_terms", "array_outputs",
            "reference_outputs", "cycles_per_beat", "to_bits", "make_beats", "sv_write_beats", "concat_beats",
            "sv_reg_encode", "sv_reg_decode"]

@@ -1,5 +1,7 @@
 """Config and presets of the BitMoD family: a rows x cols output-stationary array of bit-serial PEs (a single
-PE is the 1 x 1 array) that runs INT8 / INT6 / FP4 / FP3 weight groups, mixed per group, on INT8 activations.
+PE is the 1 x 1 array) that runs INT8 / INT6 / FP4 / FP3 weight groups, mixed per group, on INT8 activations
+(`act = "int8"`, exact integer datapath) or FP16 activations (`act = "fp16"`, exponent-aligned dot products with
+`guard_bits` truncation and a block-floating-point accumulator; see sw_model/bitmod_fp16.py).
 
 Datatypes and special-value (SV) tables are data: `DTYPES` below and the `sv_fp4` / `sv_fp3` config fields."""
 from __future__ import annotations
@@ -32,8 +34,10 @@ DTYPES = {
 DTYPE_BY_CODE = {d.code: d for d in DTYPES.values()}
 SV_FP4_DEFAULT = (5.0, -5.0, 8.0, -8.0)      # ER+, ER-, EA+, EA-  (selector 0..3)
 SV_FP3_DEFAULT = (3.0, -3.0, 6.0, -6.0)
-ACTIVATIONS = ("int8",)
+ACTIVATIONS = ("int8", "fp16")
 ACT_BITS = 8
+ACT_BITS_FP16 = 16
+EXP_BITS = 6                                 # block exponent of the FP16-activation accumulators (max 40)
 CODE_BITS = 8                                # every weight code travels in an 8-bit field
 SCALE_BITS = 8                               # unsigned group scale code (the quantizer emits 0..127)
 LANE_SHIFT_MAX = 4                           # per-lane term shift in half units: FP values up to 2^4 / 2 = 8
@@ -72,13 +76,17 @@ def _clog2(n: int) -> int:
 class BitModConfig:
     """BitMoD array: `rows` activation vectors x `cols` output channels, `lanes` weights per PE per cycle
     (the k-way dot product), groups of `group_size` weights along the input channel, at most `max_groups`
-    groups per output (sizes the exact output accumulator), INT8 activations, SV tables per FP datatype."""
+    groups per output (sizes the output accumulator), activations `act` ("int8" or "fp16"), for FP16 the
+    number of alignment guard bits below the largest product's 11-bit mantissa, SV tables per FP datatype,
+    `pipeline` = 1: a register after the term decoders (output latency 10 instead of 9, same cycles per beat)."""
     rows: int = 1
     cols: int = 1
     lanes: int = 4
     group_size: int = 128
     max_groups: int = 8
     act: str = "int8"
+    guard_bits: int = 3
+    pipeline: int = 0
     sv_fp4: tuple = SV_FP4_DEFAULT
     sv_fp3: tuple = SV_FP3_DEFAULT
     unit = "bitmod"
@@ -90,6 +98,8 @@ class BitModConfig:
         check_int("group_size", self.group_size, 1, 4096)
         check_int("max_groups", self.max_groups, 1, 1 << 16)
         check_choice("act", self.act, ACTIVATIONS)
+        check_int("guard_bits", self.guard_bits, 0, 8)
+        check_int("pipeline", self.pipeline, 0, 1)
         if self.group_size % self.lanes:
             raise ConfigError(f"group_size: got {self.group_size}, allowed: a multiple of lanes ({self.lanes})")
         if self.group_size // self.lanes < 4:
@@ -105,13 +115,24 @@ class BitModConfig:
     def beats_per_group(self) -> int:
         return self.group_size // self.lanes
 
+    # FP16: an aligned lane is < 2^(11 + guard) in magnitude, a cycle adds < lanes * 2^(11 + guard) and a group
+    # has <= 4 * G / lanes cycles, and floor-shifts never grow a magnitude: |group acc| < G * 2^(13 + guard),
+    # |group acc * scale| < G * 2^(21 + guard), the output < max_groups times that.
     @property
     def group_acc_bits(self) -> int:
+        if self.act == "fp16":
+            return 14 + self.guard_bits + _clog2(self.group_size)
         return 18 + _clog2(self.group_size)
 
     @property
     def out_bits(self) -> int:
+        if self.act == "fp16":
+            return self.group_acc_bits + SCALE_BITS + _clog2(self.max_groups)
         return self.group_acc_bits + SCALE_BITS + _clog2(self.max_groups) + 1
+
+    @property
+    def act_bits(self) -> int:
+        return ACT_BITS_FP16 if self.act == "fp16" else ACT_BITS
 
     def sv_table(self, dtype: str) -> tuple:
         return {"fp4": self.sv_fp4, "fp3": self.sv_fp3}[dtype]
@@ -123,6 +144,8 @@ PRESETS_BITMOD = {
     "bitmod-array-4x4": BitModConfig(rows=4, cols=4),
     "bitmod-array-8x8": BitModConfig(rows=8, cols=8),
     "bitmod-array-3x5": BitModConfig(rows=3, cols=5, lanes=3, group_size=12, max_groups=3),
+    "bitmod-pe-fp16": BitModConfig(act="fp16"),
+    "bitmod-array-4x4-fp16": BitModConfig(rows=4, cols=4, act="fp16"),
 }
 
 register_unit(BitModConfig, PRESETS_BITMOD)

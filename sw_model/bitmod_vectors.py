@@ -26,11 +26,12 @@ def random_sv_writes(cfg: BitModConfig, rng, n: int) -> dict:
 
 
 def random_beats(cfg: BitModConfig, n_vectors: int, seed: int, dtypes=(0, 1, 2, 3), zero_groups: float = 0.1,
-                 max_groups: int | None = None, sv_writes: float = 0.0) -> dict:
+                 max_groups: int | None = None, sv_writes: float = 0.0, nonfinite: float = 0.0) -> dict:
     """`n_vectors` vectors of 1..max_groups groups each; per (column, group) a datatype drawn from `dtypes`,
     a random SV selector and scale (0 and 255 over-represented), some all-zero weight groups, int8
     activations with -128 / 127 over-represented. With probability `sv_writes` per vector, 1..3 random
-    SV-register writes are inserted at a random beat of it (also mid-group)."""
+    SV-register writes are inserted at a random beat of it (also mid-group). FP16 configs get `random_fp16`
+    activations; in about 30 % of the vectors each activation is Inf/NaN with probability `nonfinite`."""
     rng = np.random.default_rng(seed)
     G, C = cfg.group_size, cfg.cols
     parts = []
@@ -45,8 +46,11 @@ def random_beats(cfg: BitModConfig, n_vectors: int, seed: int, dtypes=(0, 1, 2, 
             for g in range(ng):
                 if rng.random() >= zero_groups:
                     w[c, g * G:(g + 1) * G] = random_codes(rng, int(dt[c, g]), G)
-        a = rng.integers(-128, 128, size=(1, cfg.rows, ng * G))
-        a = np.where(rng.random(a.shape) < 0.1, rng.choice([-128, 127], size=a.shape), a)
+        if cfg.act == "fp16":
+            a = random_fp16(rng, (1, cfg.rows, ng * G), p_nonfinite=nonfinite if rng.random() < 0.3 else 0.0)
+        else:
+            a = rng.integers(-128, 128, size=(1, cfg.rows, ng * G))
+            a = np.where(rng.random(a.shape) < 0.1, rng.choice([-128, 127], size=a.shape), a)
         vec = make_beats(cfg, w, a, dt, sv, sc)
         if rng.random() < sv_writes:
             cut = int(rng.integers(0, len(vec["last"])))
@@ -63,4 +67,19 @@ def extreme_beats(cfg: BitModConfig) -> dict:
     ng, C, G = cfg.max_groups, cfg.cols, cfg.group_size
     w = np.full((C, ng * G), 0x80)
     dt, sv, sc = np.zeros((C, ng), int), np.zeros((C, ng), int), np.full((C, ng), 255)
-    return concat_beats(*[make_beats(cfg, w, np.full((1, cfg.rows, ng * G), v), dt, sv, sc) for v in (-128, 127)])
+    acts = (0xFBFF, 0x7BFF) if cfg.act == "fp16" else (-128, 127)          # fp16: -65504, +65504
+    return concat_beats(*[make_beats(cfg, w, np.full((1, cfg.rows, ng * G), v), dt, sv, sc) for v in acts])
+
+
+def random_fp16(rng, shape, p_nonfinite: float = 0.0) -> np.ndarray:
+    """FP16 bit patterns (int64): mostly normal values whose exponents spread over 2^-8..2^8 (so the lanes of a
+    cycle need alignment), plus subnormals, +-0, the largest finite values and, with p_nonfinite, +-Inf/NaN."""
+    x = (rng.normal(size=shape) * 2.0 ** rng.integers(-8, 9, size=shape)).astype(np.float16).view(np.uint16)
+    x = x.astype(np.int64)
+    kind = rng.random(shape)
+    sign = rng.integers(0, 2, size=shape) << 15
+    x = np.where(kind < 0.08, sign | rng.integers(1, 1024, size=shape), x)                  # subnormal
+    x = np.where((kind >= 0.08) & (kind < 0.12), sign, x)                                   # +-0
+    x = np.where((kind >= 0.12) & (kind < 0.15), sign | 0x7BFF, x)                          # +-65504
+    bad = rng.random(shape) < p_nonfinite
+    return np.where(bad, rng.choice([0x7C00, 0xFC00, 0x7E00, 0xFE01], size=shape), x)      # +-Inf, NaNs

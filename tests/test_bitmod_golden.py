@@ -115,7 +115,7 @@ def test_too_many_groups():
     ({"group_size": 10, "lanes": 4}, "group_size: got 10, allowed: a multiple of lanes (4)"),
     ({"group_size": 12, "lanes": 4}, "group_size: got 12, allowed: at least 4 beats per group (>= 16 for lanes=4)"),
     ({"lanes": 0}, "lanes: got 0, allowed: an integer from 1 to 16"),
-    ({"act": "fp16"}, "act: got 'fp16', allowed: int8"),
+    ({"act": "bf16"}, "act: got 'bf16', allowed: int8, fp16"),
     ({"sv_fp4": (5.0, -5.0, 8.0)}, "sv_fp4: got (5.0, -5.0, 8.0), allowed: a list of 4 special values"),
     ({"sv_fp4": (5.0, -5.0, 8.0, 7.0)}, "sv_fp4: got 7.0, allowed: a nonzero multiple of 0.5 below 16"),
     ({"sv_fp3": (3.0, -3.0, 6.0, 0.25)}, "sv_fp3: got 0.25"),
