@@ -191,8 +191,30 @@ class _NoMapping(Layer):
         raise NetworkError(f"{type(self).__name__}: not implemented in this description ({self.reason})")
 
 
-class LayerNorm(_NoMapping):
-    reason = "no engine normalizes; an int8 host LayerNorm is not part of TFLite's int8 reference set"
+class LayerNorm(Layer):
+    """LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias. No engine normalizes, so the
+    int8 program runs it on the host in float64 between dequantization and requantization."""
+
+    def __init__(self, weight, bias=None, eps: float = 1e-5):
+        self.weight = np.asarray(weight, dtype=np.float64)
+        if self.weight.ndim != 1:
+            raise NetworkError(f"LayerNorm: weight: got shape {self.weight.shape}, allowed: (features,)")
+        self.bias = np.zeros_like(self.weight) if bias is None else np.asarray(bias, dtype=np.float64)
+        if self.bias.shape != self.weight.shape:
+            raise NetworkError(f"LayerNorm: bias: got shape {self.bias.shape}, allowed: {self.weight.shape}")
+        if not (isinstance(eps, (int, float)) and eps > 0):
+            raise NetworkError(f"LayerNorm: eps: got {eps!r}, allowed: a positive number")
+        self.eps = float(eps)
+
+    def out_shape(self, s, i):
+        if s[-1] != len(self.weight):
+            raise NetworkError(f"layer {i} (LayerNorm): features: got {s[-1]}, allowed: {len(self.weight)} "
+                               "(the weight's length)")
+        return s
+
+    def forward(self, x, saved=None):
+        mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mu) / np.sqrt(var + self.eps) * self.weight + self.bias
 
 
 class Attention(_NoMapping):
@@ -203,7 +225,7 @@ class Spiking(_NoMapping):
     reason = "spiking layers run on the spiking cores through their own runner (hwgen run digits-snn)"
 
 
-SUPPORTED = (Linear, Conv2d, ReLU, MaxPool2d, AvgPool2d, Flatten, Add)
+SUPPORTED = (Linear, Conv2d, ReLU, MaxPool2d, AvgPool2d, Flatten, Add, LayerNorm)
 SUPPORTED_NAMES = ", ".join(c.__name__ for c in SUPPORTED)
 
 
@@ -366,6 +388,10 @@ def compile_int8(net: Network, calibration, config, max_beats: int = 1 << 16) ->
             st.why = "host: no engine pools; TFLite int8 AveragePool (rounded mean, scale unchanged)"
         elif isinstance(layer, Flatten):
             st.why = "host: a reshape"
+        elif isinstance(layer, LayerNorm):
+            st.out_scale = _scale(np.abs(acts[covered[-1]]).max())
+            st.why = ("host: no engine normalizes; float64 LayerNorm of the dequantized int8 values, requantized "
+                      "(round half away from zero, clamp)")
         for j in covered:
             scales[j] = st.out_scale
         steps.append(st)
@@ -477,6 +503,9 @@ class Program:
             b = mbqm(saved[layer.source] * (1 << ls), *st.extra["q2"])
             y = mbqm(a + b, *st.extra["qo"])
             return np.clip(y, st.lo, st.hi)
+        if isinstance(layer, LayerNorm):
+            y = layer.forward(h * st.in_scale) / st.out_scale
+            return np.clip(_round_away(y), st.lo, st.hi).astype(np.int64)
         raise NetworkError(f"step {st.index}: no host implementation of {type(layer).__name__}")
 
 

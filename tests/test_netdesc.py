@@ -257,13 +257,36 @@ def test_shape_errors_name_layer_field_value_and_allowed():
     assert "layer (Conv2d): weight: got shape (2, 3), allowed: 4-D" in _msg(lambda: Conv2d(np.ones((2, 3))))
 
 
-@pytest.mark.parametrize("kind", [LayerNorm, Attention, Spiking])
+@pytest.mark.parametrize("kind", [Attention, Spiking])
 def test_layers_without_engine_or_host_fallback(kind):
     rng = np.random.default_rng(5)
     net = Network((4,), [Linear(_w(rng, 4, 4)), kind(4)])
     msg = _msg(lambda: compile_int8(net, rng.normal(0, 1, (4, 4)), CONFIGS[2]))
     assert f"layer 1 ({kind.__name__}): no engine and no host fallback of the int8 compiler supports it" in msg
     assert "supported: Linear, Conv2d" in msg
+
+
+def test_layernorm_runs_on_the_host_in_float():
+    """LayerNorm between two engine GEMMs: a host step (float64 on the dequantized int8 values, requantized); the
+    int8 network tracks the float one, and the step's output equals a direct computation."""
+    rng = np.random.default_rng(8)
+    gamma, beta = rng.uniform(0.5, 1.5, 6), rng.normal(0, 0.2, 6)
+    net = Network((5,), [Linear(_w(rng, 6, 5), rng.normal(0, 0.1, 6)), LayerNorm(gamma, beta, eps=1e-6),
+                         Linear(_w(rng, 3, 6))])
+    x = rng.normal(0, 1, (40, 5))
+    prog = compile_int8(net, x, CONFIGS[2])
+    ln = prog.steps[1]
+    assert ln.engine == "host" and "no engine normalizes; float64 LayerNorm" in ln.why
+    out, _ = prog.run(x)
+    ref = net.forward(x)
+    cos = (out * prog.output_scale * ref).sum() / np.linalg.norm(out * prog.output_scale) / np.linalg.norm(ref)
+    assert cos > 0.99
+    h = rng.integers(-128, 128, (3, 6))
+    z = h * ln.in_scale
+    want = ((z - z.mean(-1, keepdims=True)) / np.sqrt(z.var(-1, keepdims=True) + 1e-6) * gamma + beta) / ln.out_scale
+    want = np.clip(np.sign(want) * np.floor(np.abs(want) + 0.5), -128, 127)
+    assert np.array_equal(prog._host(ln, h, {}), want)
+    assert "features: got 5, allowed: 6" in _msg(lambda: Network((5,), [LayerNorm(gamma)]))
 
 
 def test_config_and_backend_errors():
