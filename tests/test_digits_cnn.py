@@ -84,13 +84,17 @@ def test_run_digits_cnn_errors(kwargs, message):
 
 
 class _FakeRtl:
-    """Stands in for the RTL backend: right answers (or a dying simulator), 1 cycle per beat."""
+    """Stands in for the system backend on RTL: right answers (or a dying simulator), 1 cycle per beat, the engine
+    busy for every cycle."""
     name = "rtl"
     die = False
     offset = 0
 
-    def __init__(self, sim="verilator"):
+    def __init__(self, system="system-default", target="rtl", sim="verilator"):
         pass
+
+    def engine_index(self, config):
+        return 1
 
     def gemm(self, config, w_q, x_q):
         if self.die:
@@ -98,12 +102,12 @@ class _FakeRtl:
         acc, _ = MatmulChainBackend().gemm(config, w_q, x_q)
         acc = acc + self.offset
         beats = w_q.shape[0] * x_q.shape[1] * -(-w_q.shape[1] // config.stages)
-        return acc, {"cycles": beats, "beats": beats, "sim_seconds": 1.0}
+        return acc, {"cycles": beats, "model_cycles": beats, "engine_busy": beats, "beats": beats, "sim_seconds": 1.0}
 
 
 def test_run_digits_cnn_accounting_with_a_stand_in_rtl(monkeypatch):
-    import hwgen.rtl_backend
-    monkeypatch.setattr(hwgen.rtl_backend, "RtlBackend", _FakeRtl)
+    import hwgen.system_backend
+    monkeypatch.setattr(hwgen.system_backend, "SystemBackend", _FakeRtl)
     s = run_digits_cnn(backend="rtl", rtl_layers=[0, 5], limit=7, batch=3, rtl_samples=4)
     assert s["samples_on_device"] == 4 and s["mismatches"] == 0
     assert [lay["ran_on"] for lay in s["layers"]] == ["rtl", "host", "golden", "host", "host", "rtl"]
