@@ -10,7 +10,6 @@ int32 accumulators (must be 0).
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -20,6 +19,8 @@ from sw_model.configs import load_config
 from sw_model.digits_cnn import digits_cnn
 from sw_model.netdesc import compile_int8
 from sw_model.network_int8 import Int8GoldenBackend
+
+from .run_network import DeviceTally, write_record
 
 DEFAULT_CONFIG = "sparse-chain-8"
 
@@ -72,7 +73,7 @@ def run_digits_cnn(config_name: str | None = None, backend: str = "golden", rtl_
     t0 = time.time()
     n_rtl = len(y_test) if rtl_samples is None else min(rtl_samples, len(y_test))
     preds, mismatches = [], [0] * len(program.steps)
-    cycles = model_cycles = sim_seconds = busy = beats = 0
+    tally = DeviceTally()
     start = 0
     while start < len(y_test):
         end = min(start + batch, len(y_test), n_rtl if start < n_rtl else len(y_test))
@@ -87,11 +88,7 @@ def run_digits_cnn(config_name: str | None = None, backend: str = "golden", rtl_
             _, ref = program.run(xb, {i: golden for i in engine_steps})
             for i in on_rtl:
                 mismatches[i] += int(np.count_nonzero(records[i]["acc"] != ref[i]["acc"]))
-                cycles += records[i]["cycles"]
-                model_cycles += records[i]["model_cycles"]
-                sim_seconds += records[i]["sim_seconds"]
-                busy += records[i]["engine_busy"]
-                beats += records[i]["beats"]
+                tally.add(records[i])
         else:
             got, _ = program.run(xb)
         preds.append(got.argmax(axis=1))
@@ -115,12 +112,7 @@ def run_digits_cnn(config_name: str | None = None, backend: str = "golden", rtl_
         "mismatches": sum(mismatches), "wall_s": round(wall, 2),
     }
     if on_rtl:
-        summary.update(cycles_total=cycles, cycles_model_total=model_cycles, cycles_per_inference=cycles / n_rtl,
-                       engine_utilization={config_name: {"busy_fraction": busy / cycles if cycles else None,
-                                                         "beats_per_busy_cycle": beats / busy if busy else None}},
-                       simulated_cycles_per_s=cycles / sim_seconds if sim_seconds else None)
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"run-digits-cnn-{backend}.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary.update(tally.fields(config_name, n_rtl))
+    write_record(summary, out)
     return summary
 

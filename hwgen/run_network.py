@@ -47,6 +47,37 @@ def _digits_mlp(seed: int = 0):
     return layers, mlp, (x_train, y_train, x_test, y_test)
 
 
+class DeviceTally:
+    """Sums the device backend's records of a run (simulated and modelled cycles, the engine's busy cycles and
+    input beats from the hardware counters, simulator seconds) into the summary's device fields."""
+
+    def __init__(self):
+        self.cycles = self.model_cycles = self.busy = self.beats = 0
+        self.sim_seconds = 0.0
+
+    def add(self, record: dict):
+        self.cycles += record["cycles"]
+        self.model_cycles += record["model_cycles"]
+        self.sim_seconds += record["sim_seconds"]
+        self.busy += record["engine_busy"]
+        self.beats += record["beats"]
+
+    def fields(self, engine: str, samples: int) -> dict:
+        return {"cycles_total": self.cycles, "cycles_model_total": self.model_cycles,
+                "cycles_per_inference": self.cycles / samples,
+                "engine_utilization": {engine: {
+                    "busy_fraction": self.busy / self.cycles if self.cycles else None,
+                    "beats_per_busy_cycle": self.beats / self.busy if self.busy else None}},
+                "simulated_cycles_per_s": self.cycles / self.sim_seconds if self.sim_seconds else None}
+
+
+def write_record(summary: dict, out: Path | None):
+    """The run's JSON record, out/run-NETWORK-BACKEND.json."""
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"run-{summary['network']}-{summary['backend']}.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
 def _layer_indices(text: str, n_layers: int) -> list[int]:
     try:
         return sorted({int(t) for t in text.split(",") if t.strip()})
@@ -128,7 +159,7 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
 
     t0 = time.time()
     logits, mismatches = [], [0] * len(compiled)
-    cycles = model_cycles = sim_seconds = busy = beats = 0
+    tally = DeviceTally()
     start = 0
     while start < len(y_test):
         end = min(start + batch, len(y_test), n_device if start < n_device else len(y_test))
@@ -145,11 +176,7 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
             for i, (r, g) in enumerate(zip(records, ref_records)):
                 mismatches[i] += int(np.count_nonzero(r["acc"] != g["acc"]))
                 if i in on_device:
-                    cycles += r["cycles"]
-                    model_cycles += r["model_cycles"]
-                    sim_seconds += r["sim_seconds"]
-                    busy += r["engine_busy"]
-                    beats += r["beats"]
+                    tally.add(r)
         else:
             got, _ = execute(xb, [golden] * len(compiled))
         logits.append(got)
@@ -174,13 +201,8 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
         "wall_s": round(wall, 2),
     }
     if on_device:
-        summary.update(cycles_total=cycles, cycles_model_total=model_cycles, cycles_per_inference=cycles / n_device,
-                       engine_utilization={config_name: {"busy_fraction": busy / cycles if cycles else None,
-                                                         "beats_per_busy_cycle": beats / busy if busy else None}},
-                       simulated_cycles_per_s=cycles / sim_seconds if sim_seconds else None)
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"run-{network}-{backend}.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary.update(tally.fields(config_name, n_device))
+    write_record(summary, out)
     return summary
 
 
@@ -194,9 +216,7 @@ def _run_snn(config_name, backend, rtl_layers, limit, sim, out) -> dict:
     if limit:
         x_test, y_test = x_test[:limit], y_test[:limit]
     summary = run_digits_snn(backend, parse_rtl_layers(rtl_layers, 2, backend), x_test, y_test, sim)
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"run-digits-snn-{backend}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_record(summary, out)
     return summary
 
 
