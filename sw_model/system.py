@@ -174,15 +174,18 @@ def _split(beat_ints: list[int], fields: list[dict]) -> dict:
 
 
 def _join(values: dict, fields: list[dict]) -> list[int]:
+    """Per-field arrays -> payload integers (any width), through a bit matrix so numpy does the per-element work."""
     n = len(next(iter(values.values())))
-    beats = [0] * n
+    bits = np.zeros((n, max(f["offset"] + f["width"] for f in fields)), dtype=np.uint8)
     for f in fields:
-        ew = f.get("elem_width", f["width"])
-        v = np.asarray(values[f["name"]], dtype=np.int64).reshape(n, -1)
-        for j in range(n):
-            for k, x in enumerate(v[j].tolist()):
-                beats[j] |= (x & ((1 << ew) - 1)) << (f["offset"] + k * ew)
-    return beats
+        ew, cnt = f.get("elem_width", f["width"]), f.get("count", 1)
+        if ew > 62:
+            raise ValueError(f"{f['name']}: {ew}-bit elements, allowed: at most 62 bits")
+        v = np.asarray(values[f["name"]], dtype=np.int64).reshape(n, cnt)
+        # arithmetic shifts give the two's complement bits of negative values
+        bits[:, f["offset"]:f["offset"] + cnt * ew] = ((v[:, :, None] >> np.arange(ew)) & 1).reshape(n, cnt * ew)
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
 
 
 def _signed(codes, bits):

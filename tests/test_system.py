@@ -121,3 +121,23 @@ def test_golden_attention_engine_equals_the_attention_model(tmp_path):
     q, k, v = (rng.integers(-lim, lim, (2, n, cfg.head_dim)) for n in (6, 13, 13))
     got, _ = SystemBackend(str(toml), "golden").attention(cfg, q, k, v)      # 2 query tiles x 17 beats per head
     assert np.array_equal(got, np.stack([attention(cfg, *head) for head in zip(q, k, v)]))
+
+
+def test_beat_packing_equals_a_per_element_reference():
+    from sw_model.system import _join, _split
+    fields = [{"name": "a", "offset": 0, "width": 128, "count": 16, "elem_width": 8},
+              {"name": "w", "offset": 128, "width": 24, "count": 8, "elem_width": 3},
+              {"name": "last", "offset": 152, "width": 1}, {"name": "m", "offset": 153, "width": 3}]
+    rng = np.random.default_rng(9)
+    n = 200
+    vals = {"a": rng.integers(-128, 128, (n, 16)), "w": rng.integers(0, 8, (n, 8)), "last": rng.integers(0, 2, n),
+            "m": rng.integers(0, 8, n)}
+    want = [0] * n
+    for f in fields:
+        ew = f.get("elem_width", f["width"])
+        for j, row in enumerate(np.asarray(vals[f["name"]]).reshape(n, -1).tolist()):
+            for k, x in enumerate(row):
+                want[j] |= (x & ((1 << ew) - 1)) << (f["offset"] + k * ew)
+    assert _join(vals, fields) == want
+    back = _split(want, fields)
+    assert np.array_equal(back["a"], vals["a"] & 255) and np.array_equal(back["m"], vals["m"])
