@@ -16,8 +16,8 @@ def test_digits_mlp_on_rtl(layers, tmp_path):
     assert s["cycles_total"] == s["cycles_model_total"]
     util = s["engine_utilization"]["lmuldot-e4m3x16"]
     # one beat per busy cycle (layer 0 = 32 dots x 4 beats, layer 1 = 10 dots x 2 beats) apart from fill/drain;
-    # a beat is 2 host words, so WRITE takes twice as long as RUN
-    assert util["beats_per_busy_cycle"] > 0.95 and 0.25 < util["busy_fraction"] < 0.6
+    # WRITE (one host word per beat) and READ overlap the RUN of the previous chunk
+    assert util["beats_per_busy_cycle"] > 0.95 and 0.25 < util["busy_fraction"] < 0.9
 
 
 def test_digits_mlp_int8_on_sparse_chain_rtl(tmp_path):

@@ -58,6 +58,7 @@ class SystemConfig:
 
 PRESETS_SYSTEM = {
     "system-default": SystemConfig(),
+    "system-wide": SystemConfig(host_width=512),      # a beat is one host word: engines busier, cycles dearer
     "system-lmul": SystemConfig(engines=("lmuldot-e4m3x16",), host_width=128, spad_depth=1024),
     "system-int8": SystemConfig(engines=("sparse-chain-8",), host_width=128, spad_depth=1024),
 }

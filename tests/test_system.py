@@ -36,6 +36,10 @@ def test_header_matches_documented_layout():
     assert p.words == [Opcode.RUN.value | 1 << 4 | 5 << 8 | 300 << 19 | 0 << 31 | 2048 << 42]
     p = Program(MANIFEST).write(0, 7, [1, 2 ** 256 + 3])
     assert p.words == [Opcode.WRITE.value | 7 << 8 | 2 << 19, 1, 0, 3, 1]     # 257-bit beats: 2 words each
+    tiny = {"name": "t", "unit": "system", **System(config_from_dict(
+        {"unit": "system", "engines": ["lmuldot-e4m3x16"], "host_width": 128})).manifest_extra()}
+    p = Program(tiny).write(0, 0, [2 ** 256 + 3])
+    assert p.words[1:] == [3, 0, 1]                                              # 128-bit words: 3 per beat
 
 
 @pytest.mark.parametrize("call, message", [
