@@ -60,7 +60,8 @@ def tiles_of(cfg, groups):
 ], ids=["smallest-1x1-d1", "preset-4x4-d8", "odd-3x5-d7", "tall-7x2-d2"])
 def test_random_bit_exact(cfg, shapes, sim_opts):
     groups = [rand_qkv(cfg, n_q, n_k, seed=j) for j, (n_q, n_k) in enumerate(shapes)]
-    run(cfg, groups, sim_opts, seed=len(shapes))
+    res, want = run(cfg, groups, sim_opts, seed=len(shapes))
+    assert res["n_out"] == sum(len(q) for q, _, _ in groups) == len(want) and not res["mismatches"]
 
 
 @pytest.mark.parametrize("cfg", [SMALLEST, PRESET, ODD], ids=["smallest", "preset", "odd"])
