@@ -49,8 +49,10 @@ class SystemBackend:
         if self._manifest is None:
             if self.name == "golden":            # no Verilog needed: the host side reads only the system map
                 from .system import System
-                self._manifest = {"name": self.system_name, "unit": "system",
-                                  **System(self.config).manifest_extra()}
+                system = System(self.config)
+                for part in (system, *system.engines):     # built for the memory map only, never elaborated
+                    part._MustUse__silence = True
+                self._manifest = {"name": self.system_name, "unit": "system", **system.manifest_extra()}
             else:
                 from harness import design
                 self._manifest = design(self.config, self.system_name.replace("-", "_"))[1]

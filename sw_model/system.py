@@ -227,6 +227,15 @@ def _attention_model(cfg, beats: dict) -> dict:
     return {"out": np.asarray(out, dtype=np.int64) & ((1 << cfg.out_width) - 1)}
 
 
+def _bitmod_model(cfg, beats: dict) -> dict:
+    """One output beat per vector (SV-register write beats give none): the array's golden model."""
+    if cfg.act == "fp16":
+        from .bitmod_fp16 import array_outputs
+        return array_outputs(cfg, beats)
+    from .bitmod import array_outputs
+    return {"y": array_outputs(cfg, dict(beats, a=_signed(beats["a"], 8)))}
+
+
 def outputs_per_vector(unit: str, beats: dict) -> list[int] | None:
     """Output beats of each vector (vectors end at `last`) for engines that give more than one (None: one)."""
     if unit != "attention":
@@ -238,7 +247,8 @@ def outputs_per_vector(unit: str, beats: dict) -> list[int] | None:
 
 
 # unit -> bit-exact model: (config, input beats as field arrays) -> output beats as field arrays (unsigned codes)
-ENGINE_MODELS = {"lmuldot": _lmuldot_model, "sparse_chain": _sparse_model, "attention": _attention_model}
+ENGINE_MODELS = {"lmuldot": _lmuldot_model, "sparse_chain": _sparse_model, "attention": _attention_model,
+                 "bitmod": _bitmod_model}
 
 
 class GoldenSystem:
