@@ -22,6 +22,8 @@ from amaranth.hdl import Cat, Const, Module, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from sw_model.beats import pack_beats as _pack, unpack_beats  # noqa: F401  (unpack_beats: part of this API)
+
 from .uart import UARTRx, UARTTx, check_divisor
 
 PROTOCOL_VERSION = 1
@@ -215,27 +217,11 @@ def pack_beats(fields: list[dict], inputs: dict) -> list[int]:
     if missing or unknown:
         raise ValueError(f"inputs: missing fields {missing}, unknown fields {unknown}")
     beats = len(np.asarray(inputs[fields[0]["name"]]))
-    words = [0] * beats
     for field in fields:
-        for offset, width, column in _field_values(field, inputs[field["name"]], beats):
+        for _, width, column in _field_values(field, inputs[field["name"]], beats):
             if column.size and (column.min() < 0 or column.max() >= 1 << width):
                 raise ValueError(f"{field['name']}: values must be unsigned {width}-bit codes")
-            for b, v in enumerate(column.tolist()):
-                words[b] |= v << offset
-    return words
-
-
-def unpack_beats(fields: list[dict], words: list[int]) -> dict:
-    """Inverse of `pack_beats` for stream `o`: field name -> numpy array (arrays: shape (beats, count))."""
-    out = {}
-    for f in fields:
-        if f.get("count") is None:
-            out[f["name"]] = np.array([(w >> f["offset"]) & ((1 << f["width"]) - 1) for w in words], dtype=np.int64)
-        else:
-            ew = f["elem_width"]
-            out[f["name"]] = np.array([[(w >> (f["offset"] + k * ew)) & ((1 << ew) - 1) for k in range(f["count"])]
-                                       for w in words], dtype=np.int64).reshape(len(words), f["count"])
-    return out
+    return _pack(fields, inputs)
 
 
 def encode_beat(word: int, in_bytes: int) -> bytes:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from sw_model.configs import PRESETS, load_config
-from sw_model.system import (GoldenSystem, Program, ProgramError, _join, _signed, _split, decode_replies,
+from sw_model.beats import pack_beats, unpack_beats
+from sw_model.system import (GoldenSystem, Program, ProgramError, _signed, decode_replies,
                              outputs_per_vector, program_cycles)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,7 +106,7 @@ class SystemBackend:
         e = self.engine_index(config)
         program = Program(self.manifest)
         half = program.depth // 2
-        words = _join(beats, program.engine(e)["in_fields"])
+        words = pack_beats(program.engine(e)["in_fields"], beats)
         ends = (np.flatnonzero(np.asarray(beats["last"])) + 1).tolist()
         if not ends or ends[-1] != len(words):
             raise ProgramError("beats: the last beat must end a vector (last = 1)")
@@ -142,7 +143,7 @@ class SystemBackend:
         stats.update(model_cycles=program_cycles(program),
                      beats=counters["in_beats"] if counters["in_beats"] is not None else len(beats["last"]),
                      engine_busy=counters["busy"], in_stall=counters["in_stall"])
-        return _split(out_beats, program.engine(e)["out_fields"]), stats
+        return unpack_beats(program.engine(e)["out_fields"], out_beats), stats
 
     def dot(self, config, x_codes: np.ndarray, w_codes: np.ndarray) -> tuple[np.ndarray, dict]:
         """(N, K) x (J, K) -> (N, J) accumulator codes on the system's LMulDot engine."""

@@ -3,47 +3,16 @@
 `StreamSource` presents beats on a valid/ready stream with random idle cycles between them; `StreamSink`
 takes beats with random backpressure. Both sample right after the rising edge (cocotb gives the pre-edge
 values there, i.e. what the flops saw) and record the cycle of every handshake, so benches can check latency.
-`pack_beats`/`unpack_beats` convert between per-field numpy arrays and payload integers using the field
-offsets and widths of the manifest.
+`pack_beats`/`unpack_beats` (from `sw_model.beats`) convert between per-field numpy arrays and payload
+integers using the field offsets and widths of the manifest.
 """
 from __future__ import annotations
 
 import random
 
-import numpy as np
 from cocotb.triggers import RisingEdge
 
-
-def pack_beats(fields: list[dict], values: dict) -> list[int]:
-    """Per-field arrays (array fields: shape (beats, count)) -> one payload integer per beat."""
-    n = len(next(iter(values.values())))
-    beats = [0] * n
-    for f in fields:
-        v = np.asarray(values[f["name"]], dtype=np.int64)
-        mask = (1 << f.get("elem_width", f["width"])) - 1
-        if "count" in f:
-            for k in range(f["count"]):
-                shift = f["offset"] + k * f["elem_width"]
-                for j, x in enumerate(v[:, k].tolist()):
-                    beats[j] |= (x & mask) << shift
-        else:
-            for j, x in enumerate(v.tolist()):
-                beats[j] |= (x & mask) << f["offset"]
-    return beats
-
-
-def unpack_beats(fields: list[dict], beats: list[int]) -> dict:
-    """Payload integers -> per-field arrays (unsigned codes; array fields shape (beats, count))."""
-    out = {}
-    for f in fields:
-        if "count" in f:
-            mask = (1 << f["elem_width"]) - 1
-            out[f["name"]] = np.array([[(b >> (f["offset"] + k * f["elem_width"])) & mask for k in range(f["count"])]
-                                       for b in beats], dtype=np.uint64).reshape(len(beats), f["count"])
-        else:
-            mask = (1 << f["width"]) - 1
-            out[f["name"]] = np.array([(b >> f["offset"]) & mask for b in beats], dtype=np.uint64)
-    return out
+from sw_model.beats import pack_beats, unpack_beats  # noqa: F401  (re-exported for the benches)
 
 
 class StreamSource:

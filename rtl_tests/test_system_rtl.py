@@ -10,7 +10,8 @@ from harness import design
 from hwgen.system_backend import SystemBackend
 from sw_model.configs import PRESETS
 from sw_model.formats import encode
-from sw_model.system import GoldenSystem, Program, _join, decode_replies, program_cycles
+from sw_model.beats import pack_beats
+from sw_model.system import GoldenSystem, Program, decode_replies, program_cycles
 
 pytestmark = pytest.mark.rtl
 SYSTEM = PRESETS["system-default"]
@@ -28,7 +29,7 @@ def random_beats(eng: dict, n: int, rng, vector: int) -> list[int]:
         vals = {"w": rng.integers(-128, 128, (n, cfg.stages)), "idx": rng.integers(0, 8, (n, cfg.stages)),
                 "x": rng.integers(-128, 128, (n, cfg.x_width)), "mode": rng.integers(0, 5, n)}
     vals["last"] = (np.arange(n) % vector == vector - 1).astype(np.int64)
-    return _join(vals, eng["in_fields"])
+    return pack_beats(eng["in_fields"], vals)
 
 
 def build_program(manifest, rng) -> tuple[Program, list[tuple]]:

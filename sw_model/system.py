@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .beats import pack_beats, unpack_beats
 from .configs import PRESETS
 
 
@@ -161,33 +162,6 @@ def decode_replies(program: Program, words: list[int]) -> list:
     return out
 
 
-def _split(beat_ints: list[int], fields: list[dict]) -> dict:
-    """Payload integers -> per-field arrays of unsigned codes (array fields: (beats, count))."""
-    out = {}
-    for f in fields:
-        ew = f.get("elem_width", f["width"])
-        cnt = f.get("count", 1)
-        vals = np.array([[(b >> (f["offset"] + k * ew)) & ((1 << ew) - 1) for k in range(cnt)] for b in beat_ints],
-                        dtype=np.int64).reshape(len(beat_ints), cnt)
-        out[f["name"]] = vals if "count" in f else vals[:, 0]
-    return out
-
-
-def _join(values: dict, fields: list[dict]) -> list[int]:
-    """Per-field arrays -> payload integers (any width), through a bit matrix so numpy does the per-element work."""
-    n = len(next(iter(values.values())))
-    bits = np.zeros((n, max(f["offset"] + f["width"] for f in fields)), dtype=np.uint8)
-    for f in fields:
-        ew, cnt = f.get("elem_width", f["width"]), f.get("count", 1)
-        if ew > 62:
-            raise ValueError(f"{f['name']}: {ew}-bit elements, allowed: at most 62 bits")
-        v = np.asarray(values[f["name"]], dtype=np.int64).reshape(n, cnt)
-        # arithmetic shifts give the two's complement bits of negative values
-        bits[:, f["offset"]:f["offset"] + cnt * ew] = ((v[:, :, None] >> np.arange(ew)) & 1).reshape(n, cnt * ew)
-    packed = np.packbits(bits, axis=1, bitorder="little")
-    return [int.from_bytes(row.tobytes(), "little") for row in packed]
-
-
 def _signed(codes, bits):
     codes = np.asarray(codes, dtype=np.int64)
     return np.where(codes >= 1 << (bits - 1), codes - (1 << bits), codes)
@@ -286,8 +260,8 @@ class GoldenSystem:
                     pos += k
             elif op == "RUN":
                 beats = [self.spad_in[e][(h["addr"] + j) % depth] for j in range(h["count"])]
-                out = ENGINE_MODELS[eng["unit"]](self.configs[e], _split(beats, eng["in_fields"]))
-                out_beats = _join(out, eng["out_fields"]) if len(next(iter(out.values()))) else []
+                out = ENGINE_MODELS[eng["unit"]](self.configs[e], unpack_beats(eng["in_fields"], beats))
+                out_beats = pack_beats(eng["out_fields"], out) if len(next(iter(out.values()))) else []
                 if len(out_beats) < h["count2"]:
                     raise ProgramError(f"run: engine {e} gives {len(out_beats)} output beats for {h['count']} "
                                        f"inputs, the command waits for {h['count2']} (the hardware would hang)")

@@ -128,7 +128,7 @@ def test_golden_attention_engine_equals_the_attention_model(tmp_path):
 
 
 def test_beat_packing_equals_a_per_element_reference():
-    from sw_model.system import _join, _split
+    from sw_model.beats import pack_beats, unpack_beats
     fields = [{"name": "a", "offset": 0, "width": 128, "count": 16, "elem_width": 8},
               {"name": "w", "offset": 128, "width": 24, "count": 8, "elem_width": 3},
               {"name": "last", "offset": 152, "width": 1}, {"name": "m", "offset": 153, "width": 3}]
@@ -142,6 +142,6 @@ def test_beat_packing_equals_a_per_element_reference():
         for j, row in enumerate(np.asarray(vals[f["name"]]).reshape(n, -1).tolist()):
             for k, x in enumerate(row):
                 want[j] |= (x & ((1 << ew) - 1)) << (f["offset"] + k * ew)
-    assert _join(vals, fields) == want
-    back = _split(want, fields)
+    assert pack_beats(fields, vals) == want
+    back = unpack_beats(fields, want)
     assert np.array_equal(back["a"], vals["a"] & 255) and np.array_equal(back["m"], vals["m"])
