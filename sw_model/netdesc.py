@@ -4,14 +4,17 @@
     program = compile_int8(net, calibration_images, SparseChainConfig(stages=8))
     logits_q, records = program.run(images)               # golden backend; or backends={step: RtlBackend()}
 
-Tensors are per image (C, H, W) or (features,); a batch adds a leading axis. Quantization follows TFLite's int8
-reference kernels: per-output-channel symmetric int8 weights (scale max|w_c| / 127), int32 bias
+Tensors are per image (C, H, W), (tokens, features) or (features,); a batch adds a leading axis. Quantization
+follows TFLite's int8 reference kernels: per-output-channel symmetric int8 weights (scale max|w_c| / 127), int32 bias
 round(b / (s_in s_w[c])), per-tensor symmetric int8 activations (zero point 0, scale max|a| / 127 over the
 calibration set), requantization with `sw_model.requant` (MultiplyByQuantizedMultiplier per channel). Linear and
 Conv2d run as a GEMM on the engine (`backend.gemm(config, w_q, x_q)` -> int32): Conv2d via im2col, the patch
 matrix (C*kh*kw, B*H'*W') with columns in (image, row, column) order; a ReLU right after them is fused into the
-requantization clamp [0, 127]. Pooling, flatten, a standalone ReLU and the residual Add (TFLite's int8 ADD) run on
-the host. The program reports, per step, where it runs and why.
+requantization clamp [0, 127]; on a (tokens, features) input a Linear applies per token. Pooling, flatten, a
+standalone ReLU, LayerNorm and the residual Add (TFLite's int8 ADD) run on the host. `Attention`
+(sw_model/netdesc_attention.py: projections on the chain, softmax(QK^T/sqrt(d))V on the attention array) and
+`Spiking` (sw_model/netdesc_spiking.py: a rate-coded LIF layer on the spiking core) live in their own modules and
+are importable from here. The program reports, per step, where it runs and why.
 """
 from __future__ import annotations
 
@@ -60,8 +63,16 @@ def _array(value, ndim, what, i, layer):
     return a
 
 
+def _check_acc(name, k, config):
+    """The chain's accumulator must hold any K-term int8 x int8 dot (|w| <= 127, |x| <= 128)."""
+    need = (k * 127 * 128).bit_length() + 1
+    if need > config.acc_bits:
+        raise NetworkError(f"{name}: acc_bits: config has {config.acc_bits}, a K = {k} int8 dot needs "
+                           f"{need} (allowed: >= {need})")
+
+
 class Linear(Layer):
-    """y = W x + b; weight (out_features, in_features)."""
+    """y = W x + b; weight (out_features, in_features); on a (tokens, features) input it applies per token."""
 
     def __init__(self, weight, bias=None):
         self.weight = _array(weight, 2, "weight", None, "Linear")
@@ -72,12 +83,12 @@ class Linear(Layer):
 
     def out_shape(self, s, i):
         k = self.weight.shape[1]
-        if len(s) != 1:
+        if len(s) not in (1, 2):
             raise NetworkError(f"{_where(i)} (Linear): input: got shape {s}, allowed: a flat vector of {k} "
-                               "(insert Flatten())")
-        if s[0] != k:
-            raise NetworkError(f"{_where(i)} (Linear): in_features: got {k}, allowed: {s[0]} (the size of its input)")
-        return (self.weight.shape[0],)
+                               f"(insert Flatten()) or (tokens, {k})")
+        if s[-1] != k:
+            raise NetworkError(f"{_where(i)} (Linear): in_features: got {k}, allowed: {s[-1]} (the size of its input)")
+        return s[:-1] + (self.weight.shape[0],)
 
     def forward(self, x, saved=None):
         return x @ self.weight.T + self.bias
@@ -180,17 +191,6 @@ class Add(Layer):
         return x + saved[self.source]
 
 
-class _NoMapping(Layer):
-    """Placeholder for a layer kind the int8 compiler cannot map to an engine and has no host fallback for."""
-    reason = ""
-
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-    def forward(self, x, saved=None):
-        raise NetworkError(f"{type(self).__name__}: not implemented in this description ({self.reason})")
-
-
 class LayerNorm(Layer):
     """LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias. No engine normalizes, so the
     int8 program runs it on the host in float64 between dequantization and requantization."""
@@ -217,16 +217,22 @@ class LayerNorm(Layer):
         return (x - mu) / np.sqrt(var + self.eps) * self.weight + self.bias
 
 
-class Attention(_NoMapping):
-    reason = "the attention array is not part of the int8 sparse-chain program (see docs/attention.md)"
+BUILTIN = (Linear, Conv2d, ReLU, MaxPool2d, AvgPool2d, Flatten, Add, LayerNorm)
+SUPPORTED_NAMES = ", ".join([c.__name__ for c in BUILTIN] + ["Attention", "Spiking"])
 
 
-class Spiking(_NoMapping):
-    reason = "spiking layers run on the spiking cores through their own runner (hwgen run digits-snn)"
+def _extra_kinds():
+    """(Attention, Spiking): defined in their own modules, which import this one (so imported lazily here)."""
+    from .netdesc_attention import Attention
+    from .netdesc_spiking import Spiking
+    return Attention, Spiking
 
 
-SUPPORTED = (Linear, Conv2d, ReLU, MaxPool2d, AvgPool2d, Flatten, Add, LayerNorm)
-SUPPORTED_NAMES = ", ".join(c.__name__ for c in SUPPORTED)
+def __getattr__(name):
+    """`from sw_model.netdesc import Attention, Spiking` (PEP 562: the classes live in their own modules)."""
+    if name in ("Attention", "Spiking"):
+        return dict(zip(("Attention", "Spiking"), _extra_kinds()))[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Network:
@@ -234,8 +240,9 @@ class Network:
 
     def __init__(self, input_shape, layers):
         self.input_shape = tuple(int(v) for v in input_shape)
-        if len(self.input_shape) not in (1, 3) or min(self.input_shape) < 1:
-            raise NetworkError(f"input_shape: got {tuple(input_shape)}, allowed: (C, H, W) or (features,), sizes >= 1")
+        if len(self.input_shape) not in (1, 2, 3) or min(self.input_shape) < 1:
+            raise NetworkError(f"input_shape: got {tuple(input_shape)}, allowed: (C, H, W), (tokens, features) or "
+                               "(features,), sizes >= 1")
         self.layers = list(layers)
         self.shapes = []                    # per-image output shape of every layer
         s = self.input_shape
@@ -251,7 +258,7 @@ class Network:
                 if other != s:
                     raise NetworkError(f"layer {i} (Add): source: layer {layer.source} has shape {other}, "
                                        f"allowed: the shape of its input {s}")
-            s = layer.out_shape(s, i) if not isinstance(layer, _NoMapping) else s
+            s = layer.out_shape(s, i)
             self.shapes.append(s)
 
     def forward(self, x, keep: bool = False):
@@ -327,21 +334,36 @@ def _check_config(config):
         raise NetworkError("config: packed: got True, allowed: false (the int8 program runs the chain in dense mode)")
 
 
-def compile_int8(net: Network, calibration, config, max_beats: int = 1 << 16) -> "Program":
+def compile_int8(net: Network, calibration, config, max_beats: int = 1 << 16, attention=None) -> "Program":
     """Quantize `net` (activation scales from the float forward of `calibration`) for a sparse_chain `config`.
-    `max_beats`: the largest engine job; GEMMs are split by columns so one call never streams more beats."""
+    `max_beats`: the largest engine job; GEMMs are split by columns so one call never streams more beats.
+    `attention`: the attention array's config (`AttentionConfig`), needed when the network has Attention layers."""
     _check_config(config)
+    Attention, Spiking = _extra_kinds()
     for i, layer in enumerate(net.layers):
-        if isinstance(layer, _NoMapping):
+        if not isinstance(layer, BUILTIN + (Attention, Spiking)):
             raise NetworkError(f"layer {i} ({type(layer).__name__}): no engine and no host fallback of the int8 "
-                               f"compiler supports it ({layer.reason}); supported: {SUPPORTED_NAMES}")
+                               f"compiler supports it; supported: {SUPPORTED_NAMES}")
     acts = net.forward(calibration, keep=True)
     used_by_add = {layer.source for layer in net.layers if isinstance(layer, Add)}
     scales = {-1: _scale(np.abs(acts[-1]).max())}
+    if net.layers and isinstance(net.layers[0], Spiking):
+        scales[-1] = 1.0 / net.layers[0].input_levels     # the int8 input is the rate code's level directly
     steps, i, in_shape = [], 0, net.input_shape
     while i < len(net.layers):
         layer, s_in = net.layers[i], scales[i - 1]
         name = f"layer {i} ({type(layer).__name__})"
+        if isinstance(layer, (Attention, Spiking)):
+            from . import netdesc_attention, netdesc_spiking
+            if isinstance(layer, Attention):
+                new = netdesc_attention.compile_steps(layer, i, len(steps), s_in, acts[i - 1],
+                                                      _scale(np.abs(acts[i]).max()), config, attention, max_beats)
+            else:
+                new = netdesc_spiking.compile_step(layer, i, len(steps), s_in, net, in_shape)
+            steps += new
+            scales[i] = new[-1].out_scale
+            in_shape, i = net.shapes[i], i + 1
+            continue
         fuse = (i + 1 < len(net.layers) and isinstance(net.layers[i + 1], ReLU) and i not in used_by_add
                 and isinstance(layer, (Linear, Conv2d, Add)))
         covered = [i, i + 1] if fuse else [i]
@@ -352,10 +374,7 @@ def compile_int8(net: Network, calibration, config, max_beats: int = 1 << 16) ->
         if isinstance(layer, (Linear, Conv2d)):
             w = layer.weight.reshape(len(layer.weight), -1)
             r, k = w.shape
-            need = (k * 127 * 128).bit_length() + 1
-            if need > config.acc_bits:
-                raise NetworkError(f"{name}: acc_bits: config has {config.acc_bits}, a K = {k} int8 dot needs "
-                                   f"{need} (allowed: >= {need})")
+            _check_acc(name, k, config)
             w_max = np.abs(w).max(axis=1)
             s_w = np.where(w_max > 0, w_max, 1.0) / 127.0         # an all-zero channel: any scale, w_q = 0
             st.w_q = np.clip(_round_away(w / s_w[:, None]), -127, 127).astype(np.int64)
@@ -368,10 +387,14 @@ def compile_int8(net: Network, calibration, config, max_beats: int = 1 << 16) ->
             st.shift = np.array([s for _, s in ms], np.int64)
             st.engine = "sparse_chain"
             beats = -(-k // config.stages)
+            tokens = int(np.prod(out_shape[:-1])) if isinstance(layer, Linear) else 1
             st.why = (f"GEMM ({r} x {k}) on the sparse chain, dense mode, {beats} beat(s) per dot"
+                      + (f", one column per token ({tokens})" if isinstance(layer, Linear) and len(out_shape) == 2
+                         else "")
                       + ("; im2col on the host" if isinstance(layer, Conv2d) else "")
                       + "; int32 bias + requantization on the host" + ("; ReLU fused into the clamp" if fuse else ""))
             st.extra["cols_per_call"] = max(1, max_beats // (r * beats))
+            st.extra["cols_per_sample"] = int(np.prod(out_shape[1:])) if isinstance(layer, Conv2d) else tokens
         elif isinstance(layer, Add):
             s_src = scales[layer.source]
             st.out_scale = _scale(np.abs(acts[covered[-1]]).max())
@@ -396,14 +419,18 @@ def compile_int8(net: Network, calibration, config, max_beats: int = 1 << 16) ->
             scales[j] = st.out_scale
         steps.append(st)
         in_shape, i = out_shape, covered[-1] + 1
-    return Program(net, config, scales[-1], steps)
+    return Program(net, config, scales[-1], steps, attention)
+
+
+ENGINE_METHODS = {"sparse_chain": "gemm", "attention": "attention", "snn_core": "spiking"}
 
 
 class Program:
     """A compiled int8 network: `run(x, backends)` -> (int8 outputs, per-step records); `report()` per step."""
 
-    def __init__(self, net, config, input_scale, steps):
+    def __init__(self, net, config, input_scale, steps, attention=None):
         self.net, self.config, self.input_scale, self.steps = net, config, input_scale, steps
+        self.attention = attention
 
     @property
     def engine_steps(self) -> list[int]:
@@ -414,13 +441,13 @@ class Program:
         return self.steps[-1].out_scale
 
     def engine_beats(self, images: int = 1) -> int:
-        """Cycle model of the engine steps at one beat per cycle (fill/drain excluded): per GEMM, rows x columns x
-        ceil(K / stages) beats; a conv has H' x W' columns per image, a linear layer one."""
+        """Cycle model of the sparse-chain steps at one beat per cycle (fill/drain excluded): per GEMM, rows x
+        columns x ceil(K / stages) beats; a conv has H' x W' columns per image, a linear layer or an attention
+        projection one per token (one for a flat input). Attention-array and spiking-core steps not included."""
         total = 0
         for s in self.steps:
-            if s.engine != "host":
-                cols = int(np.prod(s.out_shape[1:])) if isinstance(s.layer, Conv2d) else 1
-                total += s.w_q.shape[0] * cols * -(-s.w_q.shape[1] // self.config.stages)
+            if s.engine == "sparse_chain":
+                total += s.w_q.shape[0] * s.extra["cols_per_sample"] * -(-s.w_q.shape[1] // self.config.stages)
         return total * images
 
     def report(self) -> list[dict]:
@@ -431,32 +458,65 @@ class Program:
         x = np.asarray(x, dtype=np.float64).reshape((-1,) + self.net.input_shape)
         return np.clip(_round_away(x / self.input_scale), -128, 127).astype(np.int64)
 
-    def run(self, x, backends: dict | None = None, quantized: bool = False):
-        """Run a batch. `backends`: step index -> backend with gemm(config, w_q, x_q) (default: the golden chain
-        model for every engine step); a host step cannot take a backend. `quantized`: x is already int8."""
+    def golden_backends(self) -> dict:
+        """engine name -> the default (golden) backend: the chain's beat-level model, the attention array's
+        bit-exact model (per head), the spiking core's batched model."""
+        from .minilm_int8 import MiniLMGoldenBackend
+        from .netdesc_spiking import SpikingGoldenBackend
         from .network_int8 import Int8GoldenBackend
+        return {"sparse_chain": Int8GoldenBackend(), "attention": MiniLMGoldenBackend(),
+                "snn_core": SpikingGoldenBackend()}
+
+    def run(self, x, backends: dict | None = None, quantized: bool = False):
+        """Run a batch. `backends`: step index -> backend (default: golden for every engine step): a sparse-chain
+        step needs gemm(config, w_q, x_q), an attention step attention(config, q, k, v), a spiking step
+        spiking(config, weights, spikes); a host step cannot take a backend. `quantized`: x is already int8."""
         backends = dict(backends or {})
-        for k in backends:
+        for k, b in backends.items():
             if k not in self.engine_steps:
                 what = f"step {k} ({self.steps[k].op}) runs on the host" if 0 <= k < len(self.steps) else \
                     f"step {k} does not exist"
                 raise NetworkError(f"backends: {what}, allowed: engine steps {self.engine_steps}")
-        golden = Int8GoldenBackend()
+            st = self.steps[k]
+            method = ENGINE_METHODS[st.engine]
+            if not callable(getattr(b, method, None)):
+                raise NetworkError(f"backends: step {k} ({st.op}) runs on the {st.engine} engine: got a "
+                                   f"{type(b).__name__} without {method}(), allowed: a backend with {method}()")
+        golden = self.golden_backends()
         h = np.asarray(x, np.int64).reshape((-1,) + self.net.input_shape) if quantized else self.quantize_input(x)
-        saved, records = {-1: h}, []
+        saved, records, scratch = {-1: h}, [], {}
         for st in self.steps:
             rec = {"step": st.index, "op": st.op, "engine": st.engine}
-            if st.engine != "host":
-                backend = backends.get(st.index, golden)
-                h, acc, stats = self._gemm(st, h, backend)
-                rec.update(backend=backend.name, acc=acc, **stats)
-            else:
+            if st.engine == "host":
                 h = self._host(st, h, saved)
                 rec["backend"] = "host"
+            else:
+                backend = backends.get(st.index, golden[st.engine])
+                part = st.extra.get("part")
+                if part is not None:
+                    from . import netdesc_attention, netdesc_spiking
+                    mod = netdesc_spiking if part == "spiking" else netdesc_attention
+                    h, acc, stats = mod.run_step(self, st, h, backend, scratch)
+                else:
+                    h, acc, stats = self._gemm(st, h, backend)
+                rec.update(backend=backend.name, acc=acc, **stats)
             for j in st.layers:
                 saved[j] = h
             records.append(rec)
         return h, records
+
+    def chain_gemm(self, st, cols, backend):
+        """(R, K) W_q x (K, columns) int8 on `backend`, split into calls of at most `cols_per_call` columns;
+        returns the int64 products (no bias) and the summed stats (cycles, beats, sim_seconds)."""
+        step = st.extra["cols_per_call"]
+        accs, stats = [], {"cycles": None, "beats": 0, "sim_seconds": 0.0}
+        for c in range(0, cols.shape[1], step):
+            acc, s = backend.gemm(self.config, st.w_q, cols[:, c:c + step])
+            accs.append(np.asarray(acc, np.int64))
+            for key, value in s.items():               # sum the backend's counts over the calls (None: none)
+                if value is not None and np.ndim(value) == 0:
+                    stats[key] = (stats.get(key) or 0) + value
+        return np.concatenate(accs, axis=1), stats
 
     def _gemm(self, st, h, backend):
         layer = st.layer
@@ -465,21 +525,14 @@ class Program:
             _, _, kh, kw = layer.weight.shape
             cols, (oh, ow) = im2col(h, kh, kw, layer.stride, layer.padding)
         else:
-            cols = h.T
-        step = st.extra["cols_per_call"]
-        accs, stats = [], {"cycles": None, "beats": 0, "sim_seconds": 0.0}
-        for c in range(0, cols.shape[1], step):
-            acc, s = backend.gemm(self.config, st.w_q, cols[:, c:c + step])
-            accs.append(np.asarray(acc, np.int64))
-            for key, value in s.items():               # sum the backend's counts over the calls (None: none)
-                if value is not None:
-                    stats[key] = (stats.get(key) or 0) + value
-        acc = np.concatenate(accs, axis=1) + st.bias_q[:, None]            # (R, columns) int32
+            cols = h.reshape(-1, h.shape[-1]).T                     # one column per sample (and token)
+        acc, stats = self.chain_gemm(st, cols, backend)
+        acc = acc + st.bias_q[:, None]                               # (R, columns) int32
         y = requantize(acc, st.multiplier[:, None], st.shift[:, None], 0, st.lo, st.hi).astype(np.int64)
         if isinstance(layer, Conv2d):
             y = y.reshape(len(st.w_q), b, oh, ow).transpose(1, 0, 2, 3)
         else:
-            y = y.T
+            y = y.T.reshape((b,) + tuple(st.out_shape))
         return y, acc, stats
 
     def _host(self, st, h, saved):

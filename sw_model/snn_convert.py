@@ -124,3 +124,13 @@ def run_golden(net: SNNNet, pixels, timesteps: int):
     s_hid, _ = snn.run_batch(net.cfg1, net.w1, s_in)
     s_out, _ = snn.run_batch(net.cfg2, net.w2, with_bias(s_hid))
     return s_out.sum(1).argmax(1), s_in, s_hid, s_out
+
+
+def threshold_units(mlp: MLP, x_train, pct=99.9) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The MLP's two layers normalised as `convert` does (lambda_l = the pct-th percentile of layer l's ReLU
+    activations on pixels / 16): [(w1 / lam1, b1 / lam1), (w2 lam1 / lam2, b2 / lam2)], w as (in, out), in units of
+    the firing threshold. (For sw_model.netdesc_spiking; `convert` itself is unchanged.)"""
+    x = x_train / 16.0
+    lam1 = np.percentile(mlp.hidden(x), pct)
+    lam2 = np.percentile(np.maximum(mlp.logits(x), 0), pct)
+    return [(mlp.w1 / lam1, mlp.b1 / lam1), (mlp.w2 * lam1 / lam2, mlp.b2 / lam2)]
