@@ -18,7 +18,7 @@ import numpy as np
 from sw_model.configs import PRESETS, load_config
 from sw_model.beats import pack_beats, unpack_beats
 from sw_model.system import (GoldenSystem, Program, ProgramError, _signed, decode_replies,
-                             outputs_per_vector, program_cycles)
+                             program_cycles, vector_plan)
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("golden", "rtl", "board")
@@ -107,10 +107,7 @@ class SystemBackend:
         program = Program(self.manifest)
         half = program.depth // 2
         words = pack_beats(program.engine(e)["in_fields"], beats)
-        ends = (np.flatnonzero(np.asarray(beats["last"])) + 1).tolist()
-        if not ends or ends[-1] != len(words):
-            raise ProgramError("beats: the last beat must end a vector (last = 1)")
-        outs = outputs_per_vector(config.unit, beats) or [1] * len(ends)
+        ends, outs = vector_plan(config, beats)
         chunks, chunk_start, start, n_out = [], 0, 0, 0        # (first beat, end beat, output beats)
         for end, out in zip(ends + [None], outs + [0]):
             if start > chunk_start and (end is None or end - chunk_start > half or n_out + out > half):
@@ -141,7 +138,7 @@ class SystemBackend:
         out_beats = [b for r in replies[:-1] for b in r]
         counters = replies[-1]
         stats.update(model_cycles=program_cycles(program),
-                     beats=counters["in_beats"] if counters["in_beats"] is not None else len(beats["last"]),
+                     beats=counters["in_beats"] if counters["in_beats"] is not None else len(next(iter(beats.values()))),
                      engine_busy=counters["busy"], in_stall=counters["in_stall"])
         return unpack_beats(program.engine(e)["out_fields"], out_beats), stats
 

@@ -102,19 +102,45 @@ def test_attention_engine_in_a_system(tmp_path):
     assert stats["model_cycles"] is None and stats["cycles"] > stats["engine_busy"] > stats["beats"]
 
 
-@pytest.mark.parametrize("preset", ["bitmod-array-3x5", "bitmod-pe-fp16"])
-def test_bitmod_engine_in_a_system(preset, tmp_path):
+@pytest.mark.parametrize("preset, depth, groups", [("bitmod-array-3x5", 32, 2), ("bitmod-pe-fp16", 128, 1)])
+def test_bitmod_engine_in_a_system(preset, depth, groups, tmp_path):
     """A BitMoD array as a system engine (several cycles per beat, SV-register writes inside the stream, mixed
-    datatypes per group): bit-exact with the golden system, which is the array's own golden model."""
+    datatypes per group): bit-exact with the golden system, which is the array's own golden model. The
+    scratchpad holds a few vectors only, so SV registers written in one RUN are used by later ones."""
     from sw_model import bitmod, bitmod_fp16
     from sw_model.bitmod_vectors import random_beats as bitmod_beats
     toml = tmp_path / "system_bitmod.toml"
-    toml.write_text(f'unit = "system"\nengines = ["{preset}"]\nhost_width = 128\nspad_depth = 256\n')
+    toml.write_text(f'unit = "system"\nengines = ["{preset}"]\nhost_width = 128\nspad_depth = {depth}\n')
     cfg = PRESETS[preset]
-    beats = bitmod_beats(cfg, 6, seed=11, max_groups=2, sv_writes=0.5)
+    beats = bitmod_beats(cfg, 10, seed=11, max_groups=groups, sv_writes=0.7)
     got, stats = SystemBackend(str(toml), "rtl").run_engine(cfg, beats)
     want, _ = SystemBackend(str(toml), "golden").run_engine(cfg, beats)
     assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in got)
     direct = bitmod_fp16.array_outputs(cfg, beats)["y"] if cfg.act == "fp16" else bitmod.array_outputs(cfg, beats)
-    assert np.array_equal(got["y"], bitmod.to_bits(direct, cfg.out_bits)) and len(got["y"]) == 6
+    assert np.array_equal(got["y"], bitmod.to_bits(direct, cfg.out_bits)) and len(got["y"]) == 10
     assert stats["beats"] == len(beats["last"]) and stats["model_cycles"] is None
+
+
+def test_spiking_engines_in_a_system(tmp_path):
+    """A spiking core and an SDSA head as engines of one system: their state (weights, potentials, KV counters)
+    lives across the RUNs of the double-buffered chunks; the RTL replies like the golden system, whose models
+    agree with the units' own stream models. The output count of a spiking RUN comes from the beat-level
+    model (it depends on the data)."""
+    from sw_model import snn, snn_sdsa
+    toml = tmp_path / "system_snn.toml"
+    toml.write_text('unit = "system"\nengines = ["snn-core-lif-16x4", "sdsa-8x16"]\nhost_width = 64\n'
+                    'spad_depth = 64\n')
+    core, head = PRESETS["snn-core-lif-16x4"], PRESETS["sdsa-8x16"]
+    rng = np.random.default_rng(12)
+    lo, hi = core.weight_range
+    spikes = (rng.random((3, 6, core.axons)) < 0.3).astype(np.uint8)
+    inp = snn.concat(snn.weight_beats(core, rng.integers(lo, hi + 1, (core.axons, core.neurons))),
+                     snn.batch_beats(core, spikes))
+    heads = [tuple((rng.random((n, head.dim)) < 0.4).astype(np.int64) for n in (5, 9, 9)) for _ in range(4)]
+    sd_in, sd_want = snn_sdsa.stream(head, heads)
+    rtl, golden = SystemBackend(str(toml), "rtl"), SystemBackend(str(toml), "golden")
+    for cfg, beats, want in ((core, inp, snn.stream_model(core, inp)[0]), (head, sd_in, sd_want)):
+        got, stats = rtl.run_engine(cfg, beats)
+        ref, _ = golden.run_engine(cfg, beats)
+        assert all(np.array_equal(got[k], ref[k]) and np.array_equal(got[k], want[k]) for k in want)
+        assert stats["beats"] == len(beats["op"]) > 32           # more than one chunk (half the scratchpad)

@@ -167,7 +167,7 @@ def _signed(codes, bits):
     return np.where(codes >= 1 << (bits - 1), codes - (1 << bits), codes)
 
 
-def _lmuldot_model(cfg, beats: dict) -> dict:
+def _lmuldot_model(cfg, beats: dict, state: dict) -> dict:
     from .lmul import lmul_dot
     ends = np.flatnonzero(beats["last"]) + 1
     sums, start = [], 0
@@ -178,7 +178,7 @@ def _lmuldot_model(cfg, beats: dict) -> dict:
     return {"sum": np.array(sums, dtype=np.int64)}
 
 
-def _sparse_model(cfg, beats: dict) -> dict:
+def _sparse_model(cfg, beats: dict, state: dict) -> dict:
     from .sparse_group import group_chain_model
     b = dict(beats, w=_signed(beats["w"], cfg.weight_bits), x=_signed(beats["x"], 8))
     if cfg.packed:
@@ -187,7 +187,7 @@ def _sparse_model(cfg, beats: dict) -> dict:
     return {k: np.asarray(v, dtype=np.int64) & ((1 << cfg.acc_bits) - 1) for k, v in out.items()}
 
 
-def _attention_model(cfg, beats: dict) -> dict:
+def _attention_model(cfg, beats: dict, state: dict) -> dict:
     """Per vector (a query tile: its QUERY beats, then K/V beats up to `last`): one output row per query."""
     from .attention import KIND_QUERY, attention
     x, v = _signed(beats["x"], cfg.data_bits), _signed(beats["v"], cfg.data_bits)
@@ -201,8 +201,19 @@ def _attention_model(cfg, beats: dict) -> dict:
     return {"out": np.asarray(out, dtype=np.int64) & ((1 << cfg.out_width) - 1)}
 
 
-def _bitmod_model(cfg, beats: dict) -> dict:
-    """One output beat per vector (SV-register write beats give none): the array's golden model."""
+def _bitmod_model(cfg, beats: dict, state: dict) -> dict:
+    """One output beat per vector (SV-register write beats give none): the array's golden model. The SV registers
+    keep their values from run to run, so the writes of earlier runs are replayed in front of this run's beats."""
+    n = len(beats["last"])
+    regs = state.setdefault("sv", {})                               # register address -> last value written
+    replay = {f: np.zeros((len(regs),) + np.shape(v)[1:], dtype=np.int64) for f, v in beats.items()}
+    replay.update(sv_we=np.ones(len(regs), np.int64), sv_addr=np.array(list(regs), np.int64).reshape(-1),
+                  sv_val=np.array(list(regs.values()), np.int64).reshape(-1))
+    for we, addr, val in zip(beats["sv_we"].tolist(), beats["sv_addr"].tolist(), beats["sv_val"].tolist()):
+        if we:
+            regs[addr] = val
+    beats = {f: np.concatenate([replay[f], np.asarray(v, np.int64).reshape((n,) + np.shape(v)[1:])])
+             for f, v in beats.items()}
     if cfg.act == "fp16":
         from .bitmod_fp16 import array_outputs
         return array_outputs(cfg, beats)
@@ -210,19 +221,58 @@ def _bitmod_model(cfg, beats: dict) -> dict:
     return {"y": array_outputs(cfg, dict(beats, a=_signed(beats["a"], 8)))}
 
 
-def outputs_per_vector(unit: str, beats: dict) -> list[int] | None:
-    """Output beats of each vector (vectors end at `last`) for engines that give more than one (None: one)."""
-    if unit != "attention":
-        return None
+def _snn_model(cfg, beats: dict, state: dict) -> dict:
+    """The spiking core's beat-level model; its neuron array (weights, potentials, timestep) outlives the run."""
+    from .snn import stream_model
+    out, _, state["core"] = stream_model(cfg, beats, state.get("core"))
+    return out
+
+
+def _sdsa_model(cfg, beats: dict, state: dict) -> dict:
+    """K/V rows add k AND v into the saturating counters (`first` restarts them), Q rows read them out; the
+    counters outlive the run."""
+    bit = np.int64(1) << np.arange(cfg.dim)
+    kv = state.setdefault("kv", np.zeros((cfg.dim, cfg.dim), np.int64))
+    out = []
+    for op, first, a, b in zip(*(np.asarray(beats[f]).tolist() for f in ("op", "first", "a", "b"))):
+        av = (a & bit) != 0
+        if op == 0:
+            kv[:] = np.minimum((0 if first else kv) + np.outer(av, (b & bit) != 0), cfg.count_max)
+        else:
+            out.append(int(bit @ ((av @ kv >> cfg.scale_shift) >= cfg.vth)))
+    return {"s": np.array(out, dtype=np.int64)}
+
+
+def vector_plan(cfg, beats: dict) -> tuple[list[int], list[int]]:
+    """Where a driver may cut the beats between RUNs, and the output beats each piece gives: (end beat of every
+    vector, output beats of every vector). A vector ends at `last` (the attention array gives one output per
+    query, the others one per vector). The spiking core and SDSA keep their state between runs, so any beat ends
+    a vector: an SDSA Q row gives one output; a spiking core's count depends on the data, and its beat-level
+    model gives it."""
+    n = len(next(iter(beats.values())))
+    if cfg.unit == "snn_core":
+        from .snn import stream_model
+        core, outs = None, []
+        for b in range(n):
+            out, _, core = stream_model(cfg, {f: np.asarray(v)[b:b + 1] for f, v in beats.items()}, core)
+            outs.append(len(out["kind"]))
+        return list(range(1, n + 1)), outs
+    if cfg.unit == "sdsa":
+        return list(range(1, n + 1)), np.asarray(beats["op"]).tolist()
+    ends = (np.flatnonzero(np.asarray(beats["last"])) + 1).tolist()
+    if not ends or ends[-1] != n:
+        raise ProgramError("beats: the last beat must end a vector (last = 1)")
+    if cfg.unit != "attention":
+        return ends, [1] * len(ends)
     from .attention import KIND_QUERY
-    ends = np.flatnonzero(beats["last"]) + 1
     queries = np.cumsum(np.asarray(beats["kind"]) == KIND_QUERY)
-    return np.diff(np.concatenate([[0], queries[ends - 1]])).tolist()
+    return ends, np.diff(np.concatenate([[0], queries[np.array(ends) - 1]])).tolist()
 
 
-# unit -> bit-exact model: (config, input beats as field arrays) -> output beats as field arrays (unsigned codes)
+# unit -> bit-exact model: (config, input beats as field arrays, the engine's state dict, which lives from run to
+# run as the engine's registers do) -> output beats as field arrays
 ENGINE_MODELS = {"lmuldot": _lmuldot_model, "sparse_chain": _sparse_model, "attention": _attention_model,
-                 "bitmod": _bitmod_model}
+                 "bitmod": _bitmod_model, "snn_core": _snn_model, "sdsa": _sdsa_model}
 
 
 class GoldenSystem:
@@ -238,6 +288,7 @@ class GoldenSystem:
                 raise ProgramError(f"engine {e['index']}: unit {e['unit']!r} has no golden system model, "
                                    f"allowed: {', '.join(ENGINE_MODELS)}")
         self.configs = [PRESETS[e["preset"]] for e in self.sys["engines"]]
+        self.states = [{} for _ in self.sys["engines"]]
 
     def execute(self, words: list[int]) -> list[int]:
         w, depth = self.sys["host_width"], self.sys["spad_depth"]
@@ -260,7 +311,8 @@ class GoldenSystem:
                     pos += k
             elif op == "RUN":
                 beats = [self.spad_in[e][(h["addr"] + j) % depth] for j in range(h["count"])]
-                out = ENGINE_MODELS[eng["unit"]](self.configs[e], unpack_beats(eng["in_fields"], beats))
+                out = ENGINE_MODELS[eng["unit"]](self.configs[e], unpack_beats(eng["in_fields"], beats),
+                                                 self.states[e])
                 out_beats = pack_beats(eng["out_fields"], out) if len(next(iter(out.values()))) else []
                 if len(out_beats) < h["count2"]:
                     raise ProgramError(f"run: engine {e} gives {len(out_beats)} output beats for {h['count']} "
