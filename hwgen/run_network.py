@@ -124,9 +124,9 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
         return run_digits_cnn(config_name, backend, layers, limit, sim, out=out, rtl_samples=rtl_samples,
                               system=system)
     if engine == "snn_core":
-        if backend == "board":
-            raise ValueError("--backend: got 'board', allowed for digits-snn: golden, rtl (the spiking cores are "
-                             "not engines of a system yet)")
+        if system != "system-default" or rtl_samples is not None:
+            raise ValueError("digits-snn: its system holds the two converted cores; allowed: --backend, "
+                             "--rtl-layers, --limit (no --system or --rtl-samples)")
         return _run_snn(config_name, backend, rtl_layers, limit, sim, out)
     config_name = config_name or default_config
     _, config = load_config(config_name)

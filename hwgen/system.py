@@ -75,7 +75,7 @@ class System(wiring.Component):
         from .generate import build_component       # generate imports this module at its end
         self.config = config
         self.engines = [build_component(c) for c in config.engine_configs]
-        for name, eng in zip(config.engines, self.engines):
+        for name, eng in zip(config.engine_names, self.engines):
             members = eng.signature.members
             if set(members) != {"i", "o"}:
                 raise ValueError(f"engines: {name!r} has ports {sorted(members)}, allowed: units with exactly "
@@ -93,9 +93,11 @@ class System(wiring.Component):
         from .generate import _fields
         cfg, w = self.config, self.config.host_width
         engines = []
-        for e, (name, eng) in enumerate(zip(cfg.engines, self.engines)):
+        from sw_model.configs import config_to_dict
+        for e, (name, eng) in enumerate(zip(cfg.engine_names, self.engines)):
             iw, ow = self._widths(eng)
-            engines.append({"index": e, "preset": name, "unit": eng.config.unit, "in_width": iw, "out_width": ow,
+            engines.append({"index": e, "preset": name, "unit": eng.config.unit, "config": config_to_dict(eng.config),
+                            "in_width": iw, "out_width": ow,
                             "in_words": words(iw, w), "out_words": words(ow, w), **eng.timing(),
                             "in_fields": _fields(data.Layout.cast(eng.i.payload.shape())),
                             "out_fields": _fields(data.Layout.cast(eng.o.payload.shape())),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sw_model.configs import PRESETS, load_config
+from sw_model.configs import PRESETS, config_hash, load_config
 from sw_model.beats import pack_beats, unpack_beats
 from sw_model.system import (GoldenSystem, Program, ProgramError, _signed, decode_replies,
                              program_cycles, vector_plan)
@@ -25,15 +25,19 @@ TARGETS = ("golden", "rtl", "board")
 
 
 class SystemBackend:
-    """Runs engine operations on a system (`system` preset or TOML) through `target` golden|rtl|board.
+    """Runs engine operations on a system (`system`: preset, TOML or SystemConfig) through `target`
+    golden|rtl|board.
     Same interface as `sw_model.network.GoldenBackend` / `hwgen.rtl_backend.RtlBackend`; the stats of each
     call: program cycles, engine busy cycles and input beats (from the hardware counters), simulation seconds."""
 
-    def __init__(self, system: str = "system-default", target: str = "rtl", sim: str = "verilator",
+    def __init__(self, system="system-default", target: str = "rtl", sim: str = "verilator",
                  gap: float = 0.0, backpressure: float = 0.0, divisor: int = 4):
         if target not in TARGETS:
             raise ValueError(f"backend: got {target!r}, allowed: {', '.join(TARGETS)}")
-        self.system_name, self.config = load_config(system)
+        if isinstance(system, str):
+            self.system_name, self.config = load_config(system)
+        else:
+            self.system_name, self.config = f"system-{config_hash(system)[:8]}", system
         if self.config.unit != "system":
             raise ValueError(f"--system: got {system!r} (unit {self.config.unit!r}), allowed: a system config "
                              f"({', '.join(n for n, c in PRESETS.items() if c.unit == 'system')})")
@@ -60,11 +64,11 @@ class SystemBackend:
         return self._manifest
 
     def engine_index(self, config) -> int:
-        for e, name in enumerate(self.config.engines):
-            if PRESETS[name] == config:
+        for e, cfg in enumerate(self.config.engine_configs):
+            if cfg == config:
                 return e
         raise ValueError(f"engine: the system {self.system_name} has no engine with this {config.unit} config; "
-                         f"it has {', '.join(self.config.engines)}")
+                         f"it has {', '.join(self.config.engine_names)}")
 
     def execute(self, program: Program) -> tuple[list, dict]:
         """Run a whole program; returns the decoded replies and {cycles, sim_seconds}."""
@@ -141,6 +145,15 @@ class SystemBackend:
                      beats=counters["in_beats"] if counters["in_beats"] is not None else len(next(iter(beats.values()))),
                      engine_busy=counters["busy"], in_stall=counters["in_stall"])
         return unpack_beats(program.engine(e)["out_fields"], out_beats), stats
+
+    def spiking(self, config, weights, spikes) -> tuple[np.ndarray, dict]:
+        """(batch, timesteps, axons) 0/1 spikes through the spiking-core engine of `config`: its weights are
+        loaded, then each run (a CLEAR and its spike events) streams through -> (batch, timesteps, neurons)."""
+        from sw_model import snn
+        spikes = np.asarray(spikes, dtype=np.uint8)
+        beats = snn.concat(snn.weight_beats(config, weights), snn.batch_beats(config, spikes))
+        out, stats = self.run_engine(config, beats)
+        return snn.batch_spikes(config, out, len(spikes), spikes.shape[1]), stats
 
     def dot(self, config, x_codes: np.ndarray, w_codes: np.ndarray) -> tuple[np.ndarray, dict]:
         """(N, K) x (J, K) -> (N, J) accumulator codes on the system's LMulDot engine."""

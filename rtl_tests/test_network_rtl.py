@@ -29,6 +29,14 @@ def test_digits_mlp_int8_on_sparse_chain_rtl(tmp_path):
 
 
 def test_digits_snn_on_spiking_core_rtl(tmp_path):
+    """Both layers on the two spiking-core engines of the network's accelerator top."""
     s = run_network("digits-snn", backend="rtl", limit=8, out=tmp_path)
-    assert s["mismatches"] == 0 and s["samples"] == 8
+    assert s["mismatches"] == 0 and s["samples"] == 8 and s["system"].startswith("system-")
     assert s["spikes_per_inference"]["hidden"] > 50 and s["cycles_per_inference"] > 1000
+    for u in s["engine_utilization"].values():
+        assert 0 < u["busy_fraction"] <= 1 and 0 < u["beats_per_busy_cycle"] <= 1
+
+
+def test_digits_snn_over_the_board_link(tmp_path):
+    s = run_network("digits-snn", backend="board", rtl_layers="1", limit=1, out=tmp_path)
+    assert s["mismatches"] == 0 and [layer["ran_on"] for layer in s["layers"]] == ["golden", "board"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .beats import pack_beats, unpack_beats
-from .configs import PRESETS
+from .configs import config_from_dict
 
 
 class ProgramError(ValueError):
@@ -287,7 +287,7 @@ class GoldenSystem:
             if e["unit"] not in ENGINE_MODELS:
                 raise ProgramError(f"engine {e['index']}: unit {e['unit']!r} has no golden system model, "
                                    f"allowed: {', '.join(ENGINE_MODELS)}")
-        self.configs = [PRESETS[e["preset"]] for e in self.sys["engines"]]
+        self.configs = [config_from_dict(e["config"]) for e in self.sys["engines"]]
         self.states = [{} for _ in self.sys["engines"]]
 
     def execute(self, words: list[int]) -> list[int]:

@@ -12,9 +12,10 @@ HEADER_ENGINE_BITS = 4
 
 @dataclass(frozen=True)
 class SystemConfig:
-    """`engines`: unit presets (any stream unit with one input stream `i` and one output stream `o`), engine e is
-    the e-th; `host_width`: bits per host word on the command and response streams; `spad_depth`: beats per
-    scratchpad (each engine has an input and an output scratchpad of this depth)."""
+    """`engines`: engine e is the e-th entry, a unit preset name or a unit config (a config object, or in TOML an
+    inline table with `unit` and the fields); any stream unit with one input stream `i` and one output stream `o`.
+    `host_width`: bits per host word on the command and response streams; `spad_depth`: beats per scratchpad
+    (each engine has an input and an output scratchpad of this depth)."""
     engines: tuple = ("lmuldot-e4m3x16", "sparse-chain-8")
     host_width: int = 256
     spad_depth: int = 2048
@@ -23,9 +24,11 @@ class SystemConfig:
     def __post_init__(self):
         if isinstance(self.engines, list):                    # from TOML / JSON
             object.__setattr__(self, "engines", tuple(self.engines))
+        if isinstance(self.engines, tuple) and any(isinstance(e, dict) for e in self.engines):
+            object.__setattr__(self, "engines", tuple(_engine_from_table(e) for e in self.engines))
         if not isinstance(self.engines, tuple) or not 1 <= len(self.engines) <= 1 << HEADER_ENGINE_BITS:
             raise ConfigError(f"engines: got {self.engines!r}, allowed: a list of 1 to {1 << HEADER_ENGINE_BITS} "
-                              "unit preset names")
+                              "unit preset names or unit configs")
         if configs.FAMILIES_LOADED:     # presets below are built while the families may still be importing
             self.engine_configs
         check_int("host_width", self.host_width, 64, 1024)
@@ -40,12 +43,21 @@ class SystemConfig:
 
     @property
     def engine_configs(self) -> list:
+        units = [c for c in configs.UNITS.values() if c.unit != "system"]
+        out = []
         for name in self.engines:
-            cfg = PRESETS.get(name) if isinstance(name, str) else None
-            if cfg is None or cfg.unit == "system":
+            cfg = PRESETS.get(name) if isinstance(name, str) else name
+            if not isinstance(cfg, tuple(units)):
                 raise ConfigError(f"engines: got {name!r}, allowed: unit presets "
-                                  f"({', '.join(n for n, c in PRESETS.items() if c.unit != 'system')})")
-        return [PRESETS[name] for name in self.engines]
+                                  f"({', '.join(n for n, c in PRESETS.items() if c.unit != 'system')}) or unit "
+                                  "configs")
+            out.append(cfg)
+        return out
+
+    @property
+    def engine_names(self) -> list[str]:
+        """Preset names; an engine given as a config is named `<unit>-<config hash>`."""
+        return [e if isinstance(e, str) else f"{e.unit}-{configs.config_hash(e)[:8]}" for e in self.engines]
 
     @property
     def addr_bits(self) -> int:
@@ -54,6 +66,14 @@ class SystemConfig:
     @property
     def count_bits(self) -> int:
         return self.spad_depth.bit_length()
+
+
+def _engine_from_table(entry):
+    if not isinstance(entry, dict):
+        return entry
+    if entry.get("unit") == "system":
+        raise ConfigError("engines: got a system table, allowed: unit presets or unit configs")
+    return configs.config_from_dict(entry)
 
 
 PRESETS_SYSTEM = {

@@ -90,8 +90,8 @@ def test_digits_snn_golden_and_its_errors(tmp_path):
 def test_device_errors_name_what_and_where(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="has no engine with this lmuldot config; it has sparse-chain-8"):
         run_network("digits-mlp", backend="rtl", system="system-int8", out=tmp_path)
-    with pytest.raises(ValueError, match="--backend: got 'board', allowed for digits-snn: golden, rtl"):
-        run_network("digits-snn", backend="board")
+    with pytest.raises(ValueError, match="digits-snn: its system holds the two converted cores; allowed: "):
+        run_network("digits-snn", backend="rtl", system="system-int8")
     with pytest.raises(ValueError, match="--rtl-samples: got 0"):
         run_network("digits-mlp", backend="rtl", rtl_samples=0)
 

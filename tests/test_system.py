@@ -22,6 +22,9 @@ MANIFEST = {"name": "system-default", "unit": "system", **System(PRESETS["system
     ({"host_width": 32}, "host_width: got 32, allowed: an integer from 64 to 1024"),
     ({"spad_depth": 1000}, "spad_depth: got 1000, allowed: a power of two"),
     ({"spad_depth": 65536, "host_width": 64}, "spad_depth: got 65536, allowed: a depth whose command header fits"),
+    ({"engines": [{"unit": "snn_core", "neuronz": 4}]}, "neuronz: unknown field for unit 'snn_core'"),
+    ({"engines": [{"unit": "system"}]}, "engines: got a system table, allowed: unit presets or unit configs"),
+    ({"engines": [3]}, "engines: got 3, allowed: unit presets"),
 ])
 def test_config_errors(fields, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -107,6 +110,21 @@ def test_backend_errors():
     with pytest.raises(ValueError, match="has no engine with this lmuldot config; it has sparse-chain-8"):
         SystemBackend("system-int8", "golden").dot(PRESETS["lmuldot-e4m3x16"], np.zeros((1, 16), int),
                                                     np.zeros((1, 16), int))
+
+
+def test_engines_given_as_configs():
+    """An engine may be a config instead of a preset (inline TOML table or object): the manifest carries every
+    engine's config, which the golden system rebuilds."""
+    table = {"unit": "snn_core", "neurons": 12, "axons": 20, "lanes": 4, "threshold": 40}
+    system = config_from_dict({"unit": "system", "engines": ["sdsa-8x16", table], "host_width": 128})
+    core = config_from_dict(table)
+    assert system.engine_configs == [PRESETS["sdsa-8x16"], core]
+    assert system.engine_names[1].startswith("snn_core-") and system == config_from_dict(
+        {"unit": "system", "engines": ["sdsa-8x16", core], "host_width": 128})
+    golden = SystemBackend(system, "golden")
+    assert golden.engine_index(core) == 1 and GoldenSystem(golden.manifest).configs[1] == core
+    with pytest.raises(ValueError, match="has no engine with this snn_core config; it has sdsa-8x16, snn_core-"):
+        golden.engine_index(PRESETS["snn-core-64x8"])
 
 
 def test_every_system_preset_resolves_its_engines():
