@@ -246,17 +246,18 @@ def _sdsa_model(cfg, beats: dict, state: dict) -> dict:
 def vector_plan(cfg, beats: dict) -> tuple[list[int], list[int]]:
     """Where a driver may cut the beats between RUNs, and the output beats each piece gives: (end beat of every
     vector, output beats of every vector). A vector ends at `last` (the attention array gives one output per
-    query, the others one per vector). The spiking core and SDSA keep their state between runs, so any beat ends
-    a vector: an SDSA Q row gives one output; a spiking core's count depends on the data, and its beat-level
-    model gives it."""
+    query, the others one per vector). The spiking core and SDSA keep their state between runs, so a vector may
+    end anywhere: after every SDSA beat (a Q row gives one output) and after every spiking-core TICK (the count
+    depends on the data; the beat-level model gives it)."""
     n = len(next(iter(beats.values())))
-    if cfg.unit == "snn_core":
-        from .snn import stream_model
-        core, outs = None, []
-        for b in range(n):
-            out, _, core = stream_model(cfg, {f: np.asarray(v)[b:b + 1] for f, v in beats.items()}, core)
-            outs.append(len(out["kind"]))
-        return list(range(1, n + 1)), outs
+    if cfg.unit == "snn_core":                  # cut after every TICK; its outputs end with the TICK marker
+        from .snn import Op, Out, stream_model
+        ends = (np.flatnonzero(np.asarray(beats["op"]) == Op.TICK) + 1).tolist()
+        kinds = stream_model(cfg, beats)[0]["kind"]
+        done = (np.flatnonzero(kinds == Out.TICK) + 1).tolist()        # outputs so far after each TICK
+        if not ends or ends[-1] != n:
+            ends, done = ends + [n], done + [len(kinds)]
+        return ends, np.diff([0] + done).tolist()
     if cfg.unit == "sdsa":
         return list(range(1, n + 1)), np.asarray(beats["op"]).tolist()
     ends = (np.flatnonzero(np.asarray(beats["last"])) + 1).tolist()
