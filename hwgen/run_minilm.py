@@ -1,7 +1,8 @@
 """`hwgen run minilm-layer`: one all-MiniLM-L6-v2 encoder layer (layer 0) on the engines, one sentence.
 
 The six linear ops run as int8 gemms on the sparse chain, the twelve heads on the attention array, the glue on
-the host (sw_model/minilm_int8.py). Any op may be pinned to the RTL (`rtl_layers`: indices of the summary's
+the host (sw_model/minilm_int8.py). On the RTL both engines sit in one accelerator top (`minilm_system`), driven
+by command programs like every network. Any op may be pinned to the RTL (`rtl_layers`: indices of the summary's
 `layers` list, op names, or the groups `linear` / `heads`); the golden backend always runs too and the summary
 counts RTL integer outputs that differ from it (must be 0). Instead of an accuracy the summary gives the
 layer's cosine similarity per token against the float64 layer and the sentence embedding's cosine against
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sw_model.configs import load_config
+from sw_model.system_config import SystemConfig
 from sw_model.minilm import REFERENCE_PAIR, cosine, load_model
 from sw_model.minilm_int8 import (HOST_OPS, LINEAR_OPS, OPS, SENTENCE, compile_layer, layer_errors,
                                   run_layer)
@@ -49,6 +51,11 @@ def parse_configs(config_name: str | None) -> tuple[str, dict]:
         chosen.setdefault(unit, (name, load_config(name)[1]))
     label = ",".join(chosen[u][0] for u in DEFAULT_CONFIGS)
     return label, {u: c for u, (_, c) in chosen.items()}
+
+
+def minilm_system(chain, attention) -> SystemConfig:
+    """The accelerator top of the layer: the sparse chain (engine 0) and the attention array (engine 1)."""
+    return SystemConfig(engines=(chain, attention), host_width=256, spad_depth=2048)
 
 
 def parse_rtl_ops(text: str | None, backend: str) -> list[str]:
@@ -98,10 +105,11 @@ def run_minilm_layer(config_name: str | None = None, backend: str = "golden", rt
     layer = compile_layer(model, cfgs["attention"], 0)
     chain = cfgs["sparse_chain"]
     backends = {}
+    system = None
     if on_rtl:
-        from .rtl_backend import RtlBackend
-        rtl = RtlBackend(sim=sim)
-        backends = {op: rtl for op in on_rtl}
+        from .system_backend import SystemBackend
+        system = SystemBackend(minilm_system(chain, cfgs["attention"]), "rtl", sim)
+        backends = {op: system for op in on_rtl}
     x = model.embeddings(ids)
     n_engine = len(OPS)
     if not quiet:
@@ -151,10 +159,13 @@ def run_minilm_layer(config_name: str | None = None, backend: str = "golden", rt
         sim_s = sum(r["sim_seconds"] for r in rtl_recs)
         per_engine = {}
         for r in rtl_recs:
-            e = per_engine.setdefault(r["engine"], {"cycles": 0, "beats": 0})
+            e = per_engine.setdefault(r["engine"], {"cycles": 0, "model_cycles": 0, "beats": 0})
             e["cycles"] += r["cycles"]
             e["beats"] += r["beats"]
-        summary.update(cycles_total=cycles, cycles_per_inference=cycles, cycles_per_engine=per_engine,
+            e["model_cycles"] = None if e["model_cycles"] is None or r["model_cycles"] is None else \
+                e["model_cycles"] + r["model_cycles"]
+        summary.update(system=system.system_name, cycles_total=cycles, cycles_per_inference=cycles,
+                       cycles_per_engine=per_engine,
                        engine_utilization={e: v["beats"] / v["cycles"] for e, v in per_engine.items()},
                        sim_seconds=round(sim_s, 2), simulated_cycles_per_s=cycles / sim_s if sim_s else None)
     if out:

@@ -178,11 +178,18 @@ class SystemBackend:
 
     def attention(self, config, q, k, v) -> tuple[np.ndarray, dict]:
         """Heads q (H, P, E), k/v (H, N, E) integers (or one head, 2-D) -> (H, P, E) signed outputs on the
-        system's attention engine; the heads' stream beats go back to back."""
+        system's attention engine, one program per head (so each head's cycles are measured: `head_cycles`);
+        the stats add up over the heads."""
         from sw_model.attention import stream_beats
         single = np.ndim(q) == 2
         q, k, v = (np.asarray(a)[None] if single else np.asarray(a) for a in (q, k, v))
-        parts = [stream_beats(config, *head) for head in zip(q, k, v)]
-        out, stats = self.run_engine(config, {f: np.concatenate([p[f] for p in parts]) for f in parts[0]})
-        rows = _signed(out["out"], config.out_width).reshape(len(q), q.shape[1], config.head_dim)
-        return (rows[0] if single else rows), stats
+        rows, total = [], {}
+        for head in zip(q, k, v):
+            beats = stream_beats(config, *head)
+            out, st = self.run_engine(config, beats)
+            rows.append(_signed(out["out"], config.out_width).reshape(q.shape[1], config.head_dim))
+            st.update(head_cycles=[st["cycles"]], head_beats=[len(beats["kind"])])
+            for key, value in st.items():
+                total[key] = value if key not in total or value is None else total[key] + value
+        rows = np.stack(rows)
+        return (rows[0] if single else rows), total

@@ -188,15 +188,17 @@ def _check_chain(config):
 
 def tiled_gemm(backend, config, w_q, x_q, tile_beats: int = TILE_BEATS):
     """W_q (R, K) x x_q (K, B) on `backend` in row tiles of at most `tile_beats` chain beats (R*ceil(K/stages)*B
-    beats in all); returns the (R, B) products and summed stats (cycles, beats, sim_seconds, calls)."""
+    beats in all); returns the (R, B) products and summed stats (cycles, model_cycles, beats, sim_seconds,
+    calls; None where the backend gives none)."""
     per_row = -(-w_q.shape[1] // config.stages) * x_q.shape[1]
     rows = max(1, tile_beats // per_row)
-    parts, stats = [], {"cycles": None, "beats": 0, "sim_seconds": 0.0, "calls": 0}
+    parts, stats = [], {"cycles": None, "model_cycles": None, "beats": 0, "sim_seconds": 0.0, "calls": 0}
     for r0 in range(0, w_q.shape[0], rows):
         acc, st = backend.gemm(config, w_q[r0:r0 + rows], x_q)
         parts.append(acc)
-        if st.get("cycles") is not None:
-            stats["cycles"] = (stats["cycles"] or 0) + st["cycles"]
+        for key in ("cycles", "model_cycles"):
+            if st.get(key) is not None:
+                stats[key] = (stats[key] or 0) + st[key]
         stats["beats"] += min(rows, w_q.shape[0] - r0) * per_row
         stats["sim_seconds"] += st.get("sim_seconds", 0.0)
         stats["calls"] += 1
@@ -216,7 +218,8 @@ def run_layer(lay: Int8EncoderLayer, chain, x, backends: dict | None = None, pro
 
     def note(op, shape, acc, stats):
         records[op] = {"layer": op, "engine": _engine(op), "backend": backends[op].name, "shape": list(shape),
-                       "acc": acc, "cycles": stats.get("cycles"), "beats": stats.get("beats", 0),
+                       "acc": acc, "cycles": stats.get("cycles"), "model_cycles": stats.get("model_cycles"),
+                       "beats": stats.get("beats", 0),
                        "sim_seconds": stats.get("sim_seconds", 0.0), "calls": stats.get("calls", 1)}
         if progress:
             progress(records[op])
