@@ -52,6 +52,10 @@ class SNNCore(wiring.Component):
     TICK beats fire/reset/leak every neuron and emit the spikes in ascending neuron order, then a TICK marker.
     Work per spike event: ceil(neurons / lanes) cycles, independent of the other inputs (event-driven)."""
 
+    # How a system's RUN counts this engine's outputs, whose number depends on the data: each input beat with
+    # op == TICK gives exactly one output beat with kind == TICK, after the spikes of its timestep.
+    RUN_MARKER = {"in_field": "op", "in_value": int(Op.TICK), "out_field": "kind", "out_value": int(OutKind.TICK)}
+
     def __init__(self, config: SNNCoreConfig):
         self.config = config
         super().__init__({"i": In(stream.Signature(in_layout(config))),

@@ -11,6 +11,10 @@ of a command word (layout and opcodes in the manifest):
     WRITE    engine, addr, count          then count beats x ceil(in_width / host_width) words -> IN[e][addr...]
     RUN      engine, addr, count,         start streaming IN[e][addr .. addr+count) into the engine; its first
              addr2, count2                count2 output beats go to OUT[e][addr2...]. Waits while engine e runs.
+                                          An engine whose output count depends on the data (the manifest's
+                                          `run_marker`, e.g. the spiking core) counts only its marker beats:
+                                          the run takes outputs up to the count2-th marker, and the host learns
+                                          how many from the out_beats counter.
     WAIT     engine                       wait until engine e has finished its run
     READ     engine, addr, count          reply: count beats x ceil(out_width / host_width) words of OUT[e]
     COUNTERS engine                       reply: one word per counter (COUNTER_NAMES), zero-extended
@@ -97,7 +101,7 @@ class System(wiring.Component):
         for e, (name, eng) in enumerate(zip(cfg.engine_names, self.engines)):
             iw, ow = self._widths(eng)
             engines.append({"index": e, "preset": name, "unit": eng.config.unit, "config": config_to_dict(eng.config),
-                            "in_width": iw, "out_width": ow,
+                            "run_marker": getattr(eng, "RUN_MARKER", None), "in_width": iw, "out_width": ow,
                             "in_words": words(iw, w), "out_words": words(ow, w), **eng.timing(),
                             "in_fields": _fields(data.Layout.cast(eng.i.payload.shape())),
                             "out_fields": _fields(data.Layout.cast(eng.o.payload.shape())),
@@ -118,6 +122,9 @@ class System(wiring.Component):
         waddr, wleft = Signal(cfg.addr_bits), Signal(cfg.count_bits)
         rp, wp = mem_in.read_port(), mem_out.write_port()
         advance = ~rvalid | eng.i.ready               # the read data register is empty or being taken
+        marker = getattr(eng, "RUN_MARKER", None)
+        counted = wp.en if marker is None else \
+            wp.en & (getattr(eng.o.payload, marker["out_field"]) == marker["out_value"])
         m.d.comb += [rp.addr.eq(raddr), rp.en.eq(advance),
                      eng.i.valid.eq(rvalid), eng.i.payload.eq(rp.data), eng.o.ready.eq(wleft != 0),
                      wp.addr.eq(waddr), wp.data.eq(eng.o.payload), wp.en.eq(eng.o.valid & eng.o.ready)]
@@ -130,7 +137,9 @@ class System(wiring.Component):
                 with m.If(rleft != 0):
                     m.d.sync += [raddr.eq(raddr + 1), rleft.eq(rleft - 1)]
             with m.If(wp.en):
-                m.d.sync += [waddr.eq(waddr + 1), wleft.eq(wleft - 1)]
+                m.d.sync += waddr.eq(waddr + 1)
+            with m.If(counted):
+                m.d.sync += wleft.eq(wleft - 1)
         return (rleft != 0) | rvalid | (wleft != 0)
 
     def elaborate(self, platform):

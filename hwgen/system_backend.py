@@ -124,11 +124,15 @@ class SystemBackend:
                 raise ProgramError(f"beats: a vector of {end - chunk_start} beats and {out} outputs, allowed: at "
                                    f"most half the scratchpad ({half}; use a system with a deeper spad_depth)")
             start, n_out = end, n_out + out
+        marker = program.engine(e).get("run_marker")
+        if marker:                  # such a RUN counts marker beats: one per input beat that makes one
+            makes = np.asarray(beats[marker["in_field"]]) == marker["in_value"]
         program.clear()
         previous = None
         for k, (first, last, n_out) in enumerate(chunks):
             base = (k % 2) * half
-            program.write(e, base, words[first:last]).run(e, base, last - first, base, n_out)
+            count2 = int(makes[first:last].sum()) if marker else n_out
+            program.write(e, base, words[first:last]).run(e, base, last - first, base, count2)
             if previous:
                 program.read(e, *previous)
             previous = (base, n_out)

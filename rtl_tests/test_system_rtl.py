@@ -10,7 +10,7 @@ from harness import design
 from hwgen.system_backend import SystemBackend
 from sw_model.configs import PRESETS
 from sw_model.formats import encode
-from sw_model.beats import pack_beats
+from sw_model.beats import pack_beats, unpack_beats
 from sw_model.system import GoldenSystem, Program, decode_replies, program_cycles
 
 pytestmark = pytest.mark.rtl
@@ -144,3 +144,30 @@ def test_spiking_engines_in_a_system(tmp_path):
         ref, _ = golden.run_engine(cfg, beats)
         assert all(np.array_equal(got[k], ref[k]) and np.array_equal(got[k], want[k]) for k in want)
         assert stats["beats"] == len(beats["op"]) > 128          # more than one chunk (half the scratchpad)
+
+
+def test_spiking_run_without_a_model(tmp_path):
+    """What a host without the beat-level model does: RUN counts the TICK markers it sent (the data decide how
+    many spikes come with them), the out_beats counter says how many beats the run wrote, and a READ of the
+    whole scratchpad half holds them first. RTL and golden system agree, and with the core's own model."""
+    from sw_model import snn
+    from sw_model.system import Program
+    toml = tmp_path / "system_core.toml"
+    toml.write_text('unit = "system"\nengines = ["snn-core-lif-16x4"]\nhost_width = 64\nspad_depth = 512\n')
+    core = PRESETS["snn-core-lif-16x4"]
+    rng = np.random.default_rng(21)
+    lo, hi = core.weight_range
+    beats = snn.concat(snn.weight_beats(core, rng.integers(lo, hi + 1, (core.axons, core.neurons))),
+                       snn.batch_beats(core, (rng.random((2, 5, core.axons)) < 0.4).astype(np.uint8)))
+    n, ticks = len(beats["op"]), int(np.sum(beats["op"] == snn.Op.TICK))
+    rtl = SystemBackend(str(toml), "rtl")
+    manifest = rtl.manifest
+    words = pack_beats(manifest["system"]["engines"][0]["in_fields"], beats)
+    p = Program(manifest).clear().write(0, 0, words).run(0, 0, n, 256, ticks).wait(0).counters(0).read(0, 256, 256)
+    got = rtl.execute(p)[0]
+    want = decode_replies(p, GoldenSystem(manifest).execute(p.words))
+    model = snn.stream_model(core, beats)[0]
+    written = got[0]["out_beats"]
+    assert written == len(model["kind"]) > ticks
+    read = unpack_beats(manifest["system"]["engines"][0]["out_fields"], got[1][:written])
+    assert all(np.array_equal(read[k], model[k]) for k in model) and got[1][:written] == want[1][:written]

@@ -276,6 +276,18 @@ ENGINE_MODELS = {"lmuldot": _lmuldot_model, "sparse_chain": _sparse_model, "atte
                  "bitmod": _bitmod_model, "snn_core": _snn_model, "sdsa": _sdsa_model}
 
 
+def _taken(marker: dict | None, out: dict, count2: int) -> int | None:
+    """Output beats a RUN takes: count2, or for an engine with a run marker all beats up to its count2-th marker
+    beat; None if the outputs are too few (the hardware would wait for ever)."""
+    n = len(next(iter(out.values())))
+    if marker is None:
+        return count2 if n >= count2 else None
+    marks = np.flatnonzero(np.asarray(out[marker["out_field"]]) == marker["out_value"])
+    if count2 == 0:
+        return 0
+    return int(marks[count2 - 1]) + 1 if len(marks) >= count2 else None
+
+
 class GoldenSystem:
     """Executes command words on numpy scratchpads and the engines' golden models; returns the reply words."""
 
@@ -315,10 +327,12 @@ class GoldenSystem:
                 out = ENGINE_MODELS[eng["unit"]](self.configs[e], unpack_beats(eng["in_fields"], beats),
                                                  self.states[e])
                 out_beats = pack_beats(eng["out_fields"], out) if len(next(iter(out.values()))) else []
-                if len(out_beats) < h["count2"]:
+                taken = _taken(eng.get("run_marker"), out, h["count2"])
+                if taken is None:
                     raise ProgramError(f"run: engine {e} gives {len(out_beats)} output beats for {h['count']} "
-                                       f"inputs, the command waits for {h['count2']} (the hardware would hang)")
-                for j in range(h["count2"]):
+                                       f"inputs, the command waits for {h['count2']} "
+                                       f"{'markers' if eng.get('run_marker') else 'beats'} (the hardware would hang)")
+                for j in range(taken):
                     self.spad_out[e][(h["addr2"] + j) % depth] = out_beats[j]
             elif op == "READ":
                 k = eng["out_words"]
