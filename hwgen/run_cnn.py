@@ -18,9 +18,8 @@ import numpy as np
 from sw_model.configs import load_config
 from sw_model.digits_cnn import digits_cnn
 from sw_model.netdesc import compile_int8
-from sw_model.network_int8 import Int8GoldenBackend
 
-from .run_network import DeviceTally, write_record
+from .run_network import run_batches, write_record
 
 DEFAULT_CONFIG = "sparse-chain-8"
 
@@ -62,7 +61,6 @@ def run_digits_cnn(config_name: str | None = None, backend: str = "golden", rtl_
                                  f"engine layers {', '.join(map(str, engine_steps))}")
         if on_rtl and backend == "golden":
             raise ValueError(f"--rtl-layers: got {on_rtl} with --backend golden, allowed: --backend rtl or board")
-    golden = Int8GoldenBackend()
     backends = {}
     if on_rtl:
         from .system_backend import SystemBackend
@@ -72,30 +70,11 @@ def run_digits_cnn(config_name: str | None = None, backend: str = "golden", rtl_
 
     t0 = time.time()
     n_rtl = len(y_test) if rtl_samples is None else min(rtl_samples, len(y_test))
-    preds, mismatches = [], [0] * len(program.steps)
-    tally = DeviceTally()
-    start = 0
-    while start < len(y_test):
-        end = min(start + batch, len(y_test), n_rtl if start < n_rtl else len(y_test))
-        xb = x_test[start:end]
-        use_rtl = bool(on_rtl) and start < n_rtl
-        if use_rtl:
-            try:
-                got, records = program.run(xb, backends)
-            except Exception as e:
-                raise RuntimeError(f"digits-cnn: the {backend} backend failed at samples {start}..{end - 1} ({e}); "
-                                   "no summary was written") from e
-            _, ref = program.run(xb, {i: golden for i in engine_steps})
-            for i in on_rtl:
-                mismatches[i] += int(np.count_nonzero(records[i]["acc"] != ref[i]["acc"]))
-                tally.add(records[i])
-        else:
-            got, _ = program.run(xb)
-        preds.append(got.argmax(axis=1))
-        bar = "#" * int(30 * end / len(y_test))
-        print(f"\r[{bar:30s}] {end}/{len(y_test)} samples", end="", flush=True)
-        start = end
-    print()
+
+    def run(xb, on):
+        return program.run(xb, backends if on else None)
+    logits, mismatches, tally = run_batches("digits-cnn", backend, x_test, on_rtl, len(program.steps), n_rtl, batch,
+                                            run)
     wall = time.time() - t0
     n = len(y_test)
     summary = {
@@ -107,7 +86,7 @@ def run_digits_cnn(config_name: str | None = None, backend: str = "golden", rtl_
                    for st in program.steps],
         "host_ops": ("input quantization, im2col, int32 bias add, TFLite requantization with fused ReLU, "
                      "max pooling, flatten on the host"),
-        "accuracy": float(np.mean(np.concatenate(preds) == y_test)),
+        "accuracy": float(np.mean(logits.argmax(axis=1) == y_test)),
         "float_accuracy": float(np.mean(net.forward(x_test).argmax(axis=1) == y_test)),
         "mismatches": sum(mismatches), "wall_s": round(wall, 2),
     }

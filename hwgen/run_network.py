@@ -71,6 +71,37 @@ class DeviceTally:
                 "simulated_cycles_per_s": self.cycles / self.sim_seconds if self.sim_seconds else None}
 
 
+def run_batches(network: str, backend: str, x, device_layers: list[int], n_layers: int, n_device: int,
+                batch: int, run):
+    """The test split in batches, with a progress bar. The first `n_device` samples run with `device_layers` on
+    the device and again all-golden as the reference; the rest run all-golden. `run(xb, device: bool)` returns
+    (outputs, one record per layer with `acc` and the backend's stats). Returns (outputs, mismatches per layer,
+    DeviceTally of the device layers). A device failure names the network, backend and samples."""
+    outputs, mismatches, tally = [], [0] * n_layers, DeviceTally()
+    start = 0
+    while start < len(x):
+        end = min(start + batch, len(x), n_device if start < n_device else len(x))
+        xb = x[start:end]
+        if device_layers and start < n_device:
+            try:
+                got, records = run(xb, True)
+            except Exception as e:
+                raise RuntimeError(f"{network}: the {backend} backend failed at samples {start}..{end - 1} "
+                                   f"({e}); no summary was written") from e
+            _, ref = run(xb, False)
+            for i in device_layers:
+                mismatches[i] += int(np.count_nonzero(records[i]["acc"] != ref[i]["acc"]))
+                tally.add(records[i])
+        else:
+            got, _ = run(xb, False)
+        outputs.append(got)
+        bar = "#" * int(30 * end / len(x))
+        print(f"\r[{bar:30s}] {end}/{len(x)} samples", end="", flush=True)
+        start = end
+    print()
+    return np.concatenate(outputs), mismatches, tally
+
+
 def write_record(summary: dict, out: Path | None):
     """The run's JSON record, out/run-NETWORK-BACKEND.json."""
     if out:
@@ -158,34 +189,11 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
         batch = min(batch, 16)                       # a serial link: keep each program short
 
     t0 = time.time()
-    logits, mismatches = [], [0] * len(compiled)
-    tally = DeviceTally()
-    start = 0
-    while start < len(y_test):
-        end = min(start + batch, len(y_test), n_device if start < n_device else len(y_test))
-        xb = x_test[start:end]
-        use_device = bool(on_device) and start < n_device
-        if use_device:
-            chosen = [device if i in on_device else golden for i in range(len(compiled))]
-            try:
-                got, records = execute(xb, chosen)
-            except Exception as e:
-                raise RuntimeError(f"{network}: the {backend} backend failed at samples {start}..{end - 1} "
-                                   f"({e}); no summary was written") from e
-            _, ref_records = execute(xb, [golden] * len(compiled))
-            for i, (r, g) in enumerate(zip(records, ref_records)):
-                mismatches[i] += int(np.count_nonzero(r["acc"] != g["acc"]))
-                if i in on_device:
-                    tally.add(r)
-        else:
-            got, _ = execute(xb, [golden] * len(compiled))
-        logits.append(got)
-        bar = "#" * int(30 * end / len(y_test))
-        print(f"\r[{bar:30s}] {end}/{len(y_test)} samples", end="", flush=True)
-        start = end
-    print()
+
+    def run(xb, on):
+        return execute(xb, [device if on and i in on_device else golden for i in range(len(compiled))])
+    logits, mismatches, tally = run_batches(network, backend, x_test, on_device, len(compiled), n_device, batch, run)
     wall = time.time() - t0
-    logits = np.concatenate(logits)
     accuracy = float(np.mean(logits.argmax(axis=1) == y_test))
     float_accuracy = float(np.mean(mlp.forward(x_test).argmax(axis=1) == y_test))
     summary = {
