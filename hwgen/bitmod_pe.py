@@ -9,7 +9,10 @@ exactly; at each group end the group sum goes to the PE's bit-serial dequantizer
 overlapping the next group), whose product is added to the PE's output accumulator. The beat with `last` set
 closes a vector; its result leaves on `o` 9 cycles after that beat's handshake (see sw_model/bitmod.py).
 With `act = "fp16"` the PEs align the k FP16 products of a cycle to their largest exponent (hwgen/bitmod_fp16.py,
-sw_model/bitmod_fp16.py); control, term engine, SV registers and timing are the same.
+sw_model/bitmod_fp16.py), or with `align = "row"` the activations are aligned once per row and beat and the PEs
+only shift pre-aligned mantissas by their terms (hwgen/bitmod_fp16_row.py, sw_model/bitmod_fp16_row.py);
+control, term engine, SV registers and timing are the same. The exact datapaths (INT8 activations, row-aligned
+FP16) use the window term decoding of hwgen/bitmod_decode.py (lane shifts 0..3, decoding shared per column).
 
 Stream rules: `o.valid` never waits for `o.ready`; `o.payload` stays stable while valid and not ready.
 `i.ready` is asserted in the last term cycle of a beat (it depends on `i.valid`); the term engine reads
@@ -21,7 +24,8 @@ from amaranth.lib.wiring import In, Out
 
 from sw_model.bitmod_config import ACT_BITS, CODE_BITS, DTYPES, EXP_BITS, SCALE_BITS, BitModConfig, sv_reg_encode
 
-from . import bitmod_fp16
+from . import bitmod_fp16, bitmod_fp16_row
+from .bitmod_decode import window_column
 
 _TERMS = [DTYPES[n].terms for n in sorted(DTYPES, key=lambda n: DTYPES[n].code)]
 
@@ -42,7 +46,8 @@ def _lod(m, x, width, name):
 def term_decoder(m, code, dtype, sv, j, sv_regs, name: str):
     """One weight code -> its term number j: (neg, zero, lane shift 0..4); the column's bsig is 2j for INT
     groups and 0 for FP groups. `sv_regs`: 8 SV register words (sign << 5 | half-unit magnitude), FP4
-    selectors 0..3 then FP3. Combinational."""
+    selectors 0..3 then FP3. Combinational. (Product-aligned FP16 PEs; the exact datapaths use the cheaper
+    window decoding of hwgen/bitmod_decode.py.)"""
     neg, zero, shift = Signal(name=f"{name}_neg"), Signal(name=f"{name}_zero"), Signal(range(5), name=f"{name}_sh")
 
     # radix-4 Booth digit j of the two's complement code (INT6 uses digits 0..2 of its 6 bits)
@@ -165,10 +170,14 @@ class BitModArray(wiring.Component):
         # ---- per-column term decoders (broadcast down the column) ---------------------------------------
         cols = []
         for c in range(C):
-            bsig = Signal(3, name=f"bsig{c}")
-            m.d.comb += bsig.eq(Mux(p.dtype[c][1], 0, j << 1))
-            lanes = [term_decoder(m, p.w[c * k + l], p.dtype[c], p.sv[c], j, sv_regs, f"t{c}_{l}")
-                     for l in range(k)]
+            if cfg.act == "int8" or cfg.align == "row":     # exact datapaths: window terms, 4:1 lane shifts
+                bsig, lanes = window_column(m, [p.w[c * k + l] for l in range(k)], p.dtype[c], p.sv[c], j, sv_regs,
+                                            f"t{c}")
+            else:
+                bsig = Signal(3, name=f"bsig{c}")
+                m.d.comb += bsig.eq(Mux(p.dtype[c][1], 0, j << 1))
+                lanes = [term_decoder(m, p.w[c * k + l], p.dtype[c], p.sv[c], j, sv_regs, f"t{c}_{l}")
+                         for l in range(k)]
             cols.append((bsig, lanes))
 
         # ---- optional decode pipeline register: decoded terms, bsig, activations and the step/group-end
@@ -188,7 +197,7 @@ class BitModArray(wiring.Component):
                 lanes_r = []
                 for l, (neg, zero, shift) in enumerate(lanes):
                     regs = (Signal(name=f"t{c}_{l}_neg_r"), Signal(name=f"t{c}_{l}_zero_r"),
-                            Signal(range(5), name=f"t{c}_{l}_sh_r"))
+                            Signal.like(shift, name=f"t{c}_{l}_sh_r"))
                     m.d.sync += [regs[0].eq(neg), regs[1].eq(zero), regs[2].eq(shift)]
                     lanes_r.append(regs)
                 m.d.sync += bsig_r.eq(bsig)
@@ -218,9 +227,14 @@ class BitModArray(wiring.Component):
             ctl = dict(step=pe_step, handoff=pe_handoff, commit=commit, dq_busy=dq_busy, dq_cnt=dq_cnt,
                        dq_last=dq_last, beat_done=step & final, last=pe_last, pipeline=cfg.pipeline, raw_specials=raw)
             for r in range(R):
+                row = bitmod_fp16_row.row_unit(m, cfg, r, acts[r], ctl) if cfg.align == "row" else None
                 for c in range(C):
                     bsig, lanes = cols[c]
                     ctl["scale_bit"] = dq_scale[c][SCALE_BITS - 1]
+                    if row is not None:
+                        bitmod_fp16_row.row_pe(m, cfg, r, c, row, lanes, bsig, ctl, self.o.payload.y[r * C + c],
+                                               self.o.payload.e[r * C + c])
+                        continue
                     bitmod_fp16.fp16_pe(m, cfg, r, c, acts[r], lanes, bsig, ctl, self.o.payload.y[r * C + c],
                                         self.o.payload.e[r * C + c])
             bitmod_fp16.nonfinite_flags(m, R, ctl["raw_specials"], ctl, self.o.payload.nonfinite)
@@ -228,20 +242,26 @@ class BitModArray(wiring.Component):
         for r in range(R):
             for c in range(C):
                 bsig, lanes = cols[c]
-                prods = []
+                prods, negs = [], []
                 for l, (neg, zero, shift) in enumerate(lanes):
+                    # a << shift (0..3, window decoding), negated as one's complement: +1s added after the tree
                     a = pe_a[r * k + l].as_signed()
-                    mag = Signal(signed(ACT_BITS + 5), name=f"pe{r}_{c}_m{l}")
-                    prod = Signal(signed(ACT_BITS + 6), name=f"pe{r}_{c}_p{l}")
-                    m.d.comb += [mag.eq(a << shift), prod.eq(Mux(zero, 0, Mux(neg, -mag, mag)))]
+                    mag = Signal(signed(ACT_BITS + 3), name=f"pe{r}_{c}_m{l}")
+                    n = Signal(name=f"pe{r}_{c}_n{l}")
+                    prod = Signal(signed(ACT_BITS + 3), name=f"pe{r}_{c}_p{l}")
+                    m.d.comb += [mag.eq(Mux(zero, 0, a << shift)), n.eq(~zero & neg),
+                                 prod.eq(mag ^ Cat(*([n] * (ACT_BITS + 3))).as_signed())]
                     prods.append(prod)
+                    negs.append(n)
                 tree = prods
                 while len(tree) > 1:               # pairwise adder tree
                     tree = [tree[t] + tree[t + 1] for t in range(0, len(tree) - 1, 2)] + \
                            ([tree[-1]] if len(tree) % 2 else [])
+                s_sum = Signal(signed(ACT_BITS + 4 + (k - 1).bit_length()), name=f"pe{r}_{c}_S")
+                m.d.comb += s_sum.eq(tree[0] + sum(negs[1:], negs[0]))
                 acc = Signal(signed(cfg.group_acc_bits), name=f"pe{r}_{c}_acc")
                 acc_next = Signal(signed(cfg.group_acc_bits), name=f"pe{r}_{c}_acc_next")
-                m.d.comb += acc_next.eq(acc + (tree[0] << bsig))
+                m.d.comb += acc_next.eq(acc + (s_sum << bsig))
                 dq_val = Signal(signed(cfg.group_acc_bits), name=f"pe{r}_{c}_dq_val")
                 dq_prod = Signal(signed(cfg.group_acc_bits + SCALE_BITS), name=f"pe{r}_{c}_dq_prod")
                 prod_next = Signal(signed(cfg.group_acc_bits + SCALE_BITS), name=f"pe{r}_{c}_dq_next")

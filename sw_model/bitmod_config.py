@@ -35,6 +35,7 @@ DTYPE_BY_CODE = {d.code: d for d in DTYPES.values()}
 SV_FP4_DEFAULT = (5.0, -5.0, 8.0, -8.0)      # ER+, ER-, EA+, EA-  (selector 0..3)
 SV_FP3_DEFAULT = (3.0, -3.0, 6.0, -6.0)
 ACTIVATIONS = ("int8", "fp16")
+ALIGNS = ("product", "row")                  # FP16 alignment rule (sw_model/bitmod_fp16.py, bitmod_fp16_row.py)
 ACT_BITS = 8
 ACT_BITS_FP16 = 16
 EXP_BITS = 6                                 # block exponent of the FP16-activation accumulators (max 40)
@@ -78,7 +79,10 @@ class BitModConfig:
     (the k-way dot product), groups of `group_size` weights along the input channel, at most `max_groups`
     groups per output (sizes the output accumulator), activations `act` ("int8" or "fp16"), for FP16 the
     number of alignment guard bits below the largest product's 11-bit mantissa, SV tables per FP datatype,
-    `pipeline` = 1: a register after the term decoders (output latency 10 instead of 9, same cycles per beat)."""
+    `pipeline` = 1: a register after the term decoders (output latency 10 instead of 9, same cycles per beat),
+    `align` (FP16 only): "product" aligns each PE's k products to their largest exponent every cycle;
+    "row" aligns the k activations of a beat once per row to the row's running block exponent (shared by
+    all PEs of the row; the PEs only shift by their weight terms, exactly), see sw_model/bitmod_fp16_row.py."""
     rows: int = 1
     cols: int = 1
     lanes: int = 4
@@ -87,6 +91,7 @@ class BitModConfig:
     act: str = "int8"
     guard_bits: int = 3
     pipeline: int = 0
+    align: str = "product"
     sv_fp4: tuple = SV_FP4_DEFAULT
     sv_fp3: tuple = SV_FP3_DEFAULT
     unit = "bitmod"
@@ -100,6 +105,10 @@ class BitModConfig:
         check_choice("act", self.act, ACTIVATIONS)
         check_int("guard_bits", self.guard_bits, 0, 8)
         check_int("pipeline", self.pipeline, 0, 1)
+        check_choice("align", self.align, ALIGNS)
+        if self.align == "row" and self.act != "fp16":
+            raise ConfigError(f"align: got 'row' with act={self.act!r}, allowed: 'row' only with act='fp16' "
+                              f"(INT8 activations need no alignment)")
         if self.group_size % self.lanes:
             raise ConfigError(f"group_size: got {self.group_size}, allowed: a multiple of lanes ({self.lanes})")
         if self.group_size // self.lanes < 4:
@@ -118,8 +127,13 @@ class BitModConfig:
     # FP16: an aligned lane is < 2^(11 + guard) in magnitude, a cycle adds < lanes * 2^(11 + guard) and a group
     # has <= 4 * G / lanes cycles, and floor-shifts never grow a magnitude: |group acc| < G * 2^(13 + guard),
     # |group acc * scale| < G * 2^(21 + guard), the output < max_groups times that.
+    # FP16 row alignment: a pre-aligned mantissa is < 2^(11 + guard), a weight's partial Booth sum within a beat
+    # is <= 340 half units (the final value <= 256), so |group acc| < 2^(11 + guard) * (256 G + 84 lanes)
+    # < G * 2^(20 + guard): exact shifts by bsig widen the group accumulator instead of moving its exponent.
     @property
     def group_acc_bits(self) -> int:
+        if self.act == "fp16" and self.align == "row":
+            return 21 + self.guard_bits + _clog2(self.group_size)
         if self.act == "fp16":
             return 14 + self.guard_bits + _clog2(self.group_size)
         return 18 + _clog2(self.group_size)
@@ -146,6 +160,9 @@ PRESETS_BITMOD = {
     "bitmod-array-3x5": BitModConfig(rows=3, cols=5, lanes=3, group_size=12, max_groups=3),
     "bitmod-pe-fp16": BitModConfig(act="fp16"),
     "bitmod-array-4x4-fp16": BitModConfig(rows=4, cols=4, act="fp16"),
+    "bitmod-pe-fp16-row": BitModConfig(act="fp16", align="row"),
+    "bitmod-array-4x4-fp16-row": BitModConfig(rows=4, cols=4, act="fp16", align="row"),
+    "bitmod-array-8x8-fp16-row": BitModConfig(rows=8, cols=8, act="fp16", align="row"),
 }
 
 register_unit(BitModConfig, PRESETS_BITMOD)
