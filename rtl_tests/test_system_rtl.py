@@ -102,12 +102,13 @@ def test_attention_engine_in_a_system(tmp_path):
     assert stats["model_cycles"] is None and stats["cycles"] > stats["engine_busy"] > stats["beats"]
 
 
-@pytest.mark.parametrize("preset, depth, groups", [("bitmod-array-3x5", 32, 2), ("bitmod-pe-fp16", 128, 1)])
+@pytest.mark.parametrize("preset, depth, groups", [("bitmod-array-3x5", 32, 2), ("bitmod-pe-fp16", 128, 1),
+                                                   ("bitmod-pe-fp16-row", 128, 1)])
 def test_bitmod_engine_in_a_system(preset, depth, groups, tmp_path):
     """A BitMoD array as a system engine (several cycles per beat, SV-register writes inside the stream, mixed
     datatypes per group): bit-exact with the golden system, which is the array's own golden model. The
     scratchpad holds a few vectors only, so SV registers written in one RUN are used by later ones."""
-    from sw_model import bitmod, bitmod_fp16
+    from sw_model import bitmod, bitmod_fp16, bitmod_fp16_row
     from sw_model.bitmod_vectors import random_beats as bitmod_beats
     toml = tmp_path / "system_bitmod.toml"
     toml.write_text(f'unit = "system"\nengines = ["{preset}"]\nhost_width = 128\nspad_depth = {depth}\n')
@@ -116,7 +117,8 @@ def test_bitmod_engine_in_a_system(preset, depth, groups, tmp_path):
     got, stats = SystemBackend(str(toml), "rtl").run_engine(cfg, beats)
     want, _ = SystemBackend(str(toml), "golden").run_engine(cfg, beats)
     assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in got)
-    direct = bitmod_fp16.array_outputs(cfg, beats)["y"] if cfg.act == "fp16" else bitmod.array_outputs(cfg, beats)
+    fp16 = bitmod_fp16_row if cfg.align == "row" else bitmod_fp16
+    direct = fp16.array_outputs(cfg, beats)["y"] if cfg.act == "fp16" else bitmod.array_outputs(cfg, beats)
     assert np.array_equal(got["y"], bitmod.to_bits(direct, cfg.out_bits)) and len(got["y"]) == 10
     assert stats["beats"] == len(beats["last"]) and stats["model_cycles"] is None
 

@@ -87,6 +87,9 @@ def array_outputs(cfg: BitModConfig, beats: dict) -> dict:
     "nonfinite": (vectors, rows)}, row-major over (row, col)."""
     if cfg.act != "fp16":
         raise ValueError(f"act: got {cfg.act!r}; this model is for act='fp16', use sw_model.bitmod for 'int8'")
+    if cfg.align != "product":
+        raise ValueError(f"align: got {cfg.align!r}; this model is for align='product', use "
+                         "sw_model.bitmod_fp16_row for 'row'")
     beats, tables = _split(cfg, beats)
     w, a, dt, sv, sc, last = _check_beats(cfg, beats)
     R, C, k, bpg = cfg.rows, cfg.cols, cfg.lanes, cfg.beats_per_group

@@ -215,8 +215,8 @@ def _bitmod_model(cfg, beats: dict, state: dict) -> dict:
     beats = {f: np.concatenate([replay[f], np.asarray(v, np.int64).reshape((n,) + np.shape(v)[1:])])
              for f, v in beats.items()}
     if cfg.act == "fp16":
-        from .bitmod_fp16 import array_outputs
-        return array_outputs(cfg, beats)
+        from . import bitmod_fp16, bitmod_fp16_row
+        return (bitmod_fp16_row if cfg.align == "row" else bitmod_fp16).array_outputs(cfg, beats)
     from .bitmod import array_outputs
     return {"y": array_outputs(cfg, dict(beats, a=_signed(beats["a"], 8)))}
 

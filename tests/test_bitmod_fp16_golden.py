@@ -157,6 +157,8 @@ def test_bad_inputs_and_configs():
         bm.array_outputs(CFG, beats)
     with pytest.raises(ValueError, match="act: got 'int8'; this model is for act='fp16'"):
         fp.array_outputs(BitModConfig(lanes=4, group_size=16), beats)
+    with pytest.raises(ValueError, match="align: got 'row'; this model is for align='product'"):
+        fp.array_outputs(BitModConfig(lanes=4, group_size=16, act="fp16", align="row"), beats)
     with pytest.raises(ConfigError, match="guard_bits: got 9, allowed: an integer from 0 to 8"):
         BitModConfig(act="fp16", guard_bits=9)
     with pytest.raises(ConfigError, match="pipeline: got 2, allowed: an integer from 0 to 1"):
