@@ -10,6 +10,7 @@ from harness import design, run_vectors
 
 from sw_model import bitmod as golden
 from sw_model import bitmod_fp16 as fp16
+from sw_model import bitmod_fp16_row
 from sw_model.bitmod import concat_beats
 from sw_model.bitmod_config import BitModConfig
 from sw_model.bitmod_vectors import extreme_beats, random_beats
@@ -27,9 +28,12 @@ IDS = ["pe-k1-g4", "pe-k4-g16", "array-3x5-k3", "array-2x3-g1-customsv"]
 
 
 def check(cfg, beats, sim_opts, gap=0.3, backpressure=0.3, seed=0):
-    want = fp16.array_outputs(cfg, beats)
-    ref, bound = fp16.reference_and_bound(cfg, beats)                  # golden within its float64 bound
-    v = fp16.output_values(cfg, want)
+    """RTL bit-exact with the golden model of the config's alignment rule, that model within its float64 bound
+    (shared with test_bitmod_fp16_row.py)."""
+    model = bitmod_fp16_row if cfg.align == "row" else fp16
+    want = model.array_outputs(cfg, beats)
+    ref, bound = model.reference_and_bound(cfg, beats)                 # golden within its float64 bound
+    v = model.output_values(cfg, want)
     assert (np.isnan(v) | (np.abs(v - ref) <= bound)).all()
     expected = {"y": golden.to_bits(want["y"], cfg.out_bits), "e": want["e"], "nonfinite": want["nonfinite"]}
     res = run_vectors(cfg, {k: np.asarray(x) for k, x in beats.items()}, expected, gap=gap,

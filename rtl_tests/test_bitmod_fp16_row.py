@@ -8,10 +8,10 @@ down within vectors; each datatype alone; the cycle model (unchanged: cycles per
 write, output latency 9, 10 with the pipeline register)."""
 import numpy as np
 import pytest
-from harness import design, run_vectors
+from harness import design
+from test_bitmod_fp16 import check
 
 from sw_model import bitmod as golden
-from sw_model import bitmod_fp16_row as row
 from sw_model.bitmod import concat_beats
 from sw_model.bitmod_config import BitModConfig
 from sw_model.bitmod_vectors import extreme_beats, random_beats
@@ -27,18 +27,6 @@ CONFIGS = [
     BitModConfig(rows=3, cols=5, lanes=3, group_size=12, max_groups=3, act="fp16", align="row", pipeline=1),
 ]
 IDS = ["pe-k1-g4", "array-3x5-k3", "array-2x3-g1-customsv", "array-3x5-k3-pipe"]
-
-
-def check(cfg, beats, sim_opts, gap=0.3, backpressure=0.3, seed=0):
-    want = row.array_outputs(cfg, beats)
-    ref, bound = row.reference_and_bound(cfg, beats)                   # golden within its float64 bound
-    v = row.output_values(cfg, want)
-    assert (np.isnan(v) | (np.abs(v - ref) <= bound)).all()
-    expected = {"y": golden.to_bits(want["y"], cfg.out_bits), "e": want["e"], "nonfinite": want["nonfinite"]}
-    res = run_vectors(cfg, {k: np.asarray(x) for k, x in beats.items()}, expected, gap=gap,
-                      backpressure=backpressure, seed=seed, **sim_opts)
-    assert res["n_out"] == len(want["y"]) and not res["mismatches"] and not res["extra_output"]
-    return res, want
 
 
 def jump_beats(cfg, seed=0):
