@@ -16,6 +16,7 @@ BLOCKS = [(page, i, code) for page in PAGES
 
 @pytest.mark.parametrize("page,index,code", BLOCKS, ids=[f"{p.relative_to(ROOT)}#{i}" for p, i, _ in BLOCKS])
 def test_python_examples_run(page, index, code):
+    assert "assert" in code, f"{page.name}#{index}: an example must check its own result with assert"
     exec(compile(code, f"{page.name}#{index}", "exec"), {})
 
 
