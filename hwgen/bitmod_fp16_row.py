@@ -58,10 +58,16 @@ def row_aligner(m, g: int, acts, step, clear, name: str):
 
 def row_unit(m, cfg, r: int, acts, ctl):
     """Row r's aligner and exponent bookkeeping. acts: per lane (sign, e_eff, man, live, special).
-    Returns a dict: lanes [(sign, m'')], d_a (the group accumulators' right shift this cycle), y_sel (the
-    output accumulators' shift this cycle: 0 none, 1 by 1, 2 by 4, 3 by 16), dq_e (exponent of the output)."""
+    Returns a dict: lanes [(sign, m'')], d_a (the group accumulators' right shift this cycle), dq_e (the
+    exponent of the group being dequantized) and with dequant="pe" y_sel (the output accumulators' shift this
+    cycle: 0 none, 1 by 1, 2 by 4, 3 by 16)."""
     name = f"row{r}"
     e_new, d_a, lanes = row_aligner(m, cfg.guard_bits, acts, ctl["step"], ctl["handoff"] & ctl["last"], name)
+    if cfg.dequant == "column":                        # hwgen/bitmod_dequant.py keeps the output exponents
+        dq_e = Signal(EXP_BITS, name=f"{name}_dqE")
+        with m.If(ctl["handoff"]):
+            m.d.sync += dq_e.eq(e_new)
+        return dict(lanes=lanes, d_a=d_a, dq_e=dq_e)
 
     # output exponent: E_y (of the output accumulators), dq_e (of the group being dequantized), rem (pending
     # right shift of the output accumulators, done in the dequantization cycles)
@@ -85,7 +91,8 @@ def row_unit(m, cfg, r: int, acts, ctl):
 
 def row_pe(m, cfg, r: int, c: int, row, lanes, bsig, ctl, y_out, e_out):
     """PE (r, c): k lanes (+-m'' << shift, exact), adder tree, << bsig, group accumulator with the row's right
-    shift, bit-serial dequantizer (MSB first), output accumulator with the row's serial right shift."""
+    shift and its group-end copy (returned); with dequant="pe" also the bit-serial dequantizer (MSB first) and
+    the output accumulator with the row's serial right shift."""
     name, g = f"pe{r}_{c}", cfg.guard_bits
     lw = MAN_BITS + g + 3                              # lane shift 0..3 (window term decoding)
     xs, negs = [], []
@@ -109,6 +116,14 @@ def row_pe(m, cfg, r: int, c: int, row, lanes, bsig, ctl, y_out, e_out):
     m.d.comb += acc_next.eq((acc >> row["d_a"]) + (s_sum << bsig))
 
     dq_val = Signal(signed(W), name=f"{name}_dq_val")
+    with m.If(ctl["step"]):
+        m.d.sync += acc.eq(acc_next)
+    with m.If(ctl["handoff"]):
+        m.d.sync += [acc.eq(0), dq_val.eq(acc_next)]
+    with m.If(ctl["commit"] & ctl["dq_last"]):
+        m.d.sync += e_out.eq(row["dq_e"])
+    if cfg.dequant == "column":
+        return dq_val
     dq_prod = Signal(signed(W + SCALE_BITS), name=f"{name}_dq_prod")
     prod_next = Signal(signed(W + SCALE_BITS), name=f"{name}_dq_next")
     m.d.comb += prod_next.eq((dq_prod << 1) + Mux(ctl["scale_bit"], dq_val, 0))
@@ -118,16 +133,15 @@ def row_pe(m, cfg, r: int, c: int, row, lanes, bsig, ctl, y_out, e_out):
     sel = row["y_sel"]
     m.d.comb += y_sh.eq(Mux(sel[1], Mux(sel[0], out_acc >> 16, out_acc >> 4), Mux(sel[0], out_acc >> 1, out_acc)))
 
-    with m.If(ctl["step"]):
-        m.d.sync += acc.eq(acc_next)
     with m.If(ctl["dq_busy"] & (ctl["dq_cnt"] != 7)):
         m.d.sync += [dq_prod.eq(prod_next), out_acc.eq(y_sh)]
     with m.If(ctl["commit"]):
         m.d.sync += out_acc.eq(Mux(ctl["dq_last"], 0, out_acc + prod_next))
         with m.If(ctl["dq_last"]):
-            m.d.sync += [y_out.eq(out_acc + prod_next), e_out.eq(row["dq_e"])]
+            m.d.sync += y_out.eq(out_acc + prod_next)
     with m.If(ctl["handoff"]):
-        m.d.sync += [acc.eq(0), dq_val.eq(acc_next), dq_prod.eq(0)]
+        m.d.sync += dq_prod.eq(0)
+    return dq_val
 
 
 __all__ = ["row_aligner", "row_unit", "row_pe"]

@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from sw_model.bitmod_config import ACT_BITS, CODE_BITS, DTYPES, EXP_BITS, SCALE_BITS, BitModConfig, sv_reg_encode
 
-from . import bitmod_fp16, bitmod_fp16_row
+from . import bitmod_dequant, bitmod_fp16, bitmod_fp16_row
 from .bitmod_decode import window_column
 
 _TERMS = [DTYPES[n].terms for n in sorted(DTYPES, key=lambda n: DTYPES[n].code)]
@@ -98,8 +98,9 @@ class BitModArray(wiring.Component):
     act = "fp16": a[rows*lanes] are FP16 bit patterns; o.payload adds e[rows*cols] (6-bit block exponent:
                value = y * 2^(e - 26 - guard_bits)) and nonfinite[rows] (an Inf/NaN activation in the row).
     Timing: a beat is accepted after max_c terms(dtype[c]) cycles of work; output latency 9 cycles after the
-    last beat's handshake (10 with `pipeline = 1`: a register after the term decoders); no stall from the
-    dequantizer without backpressure (a group lasts >= 8 cycles)."""
+    last beat's handshake (8 * rows + 1 with `dequant = "column"`; + 1 with `pipeline = 1`: a register after
+    the term decoders); no stall from the dequantizer without backpressure (a group lasts >= 8 cycles, >= 8 *
+    rows with `dequant = "column"`)."""
 
     def __init__(self, config: BitModConfig):
         self.config = config
@@ -117,7 +118,7 @@ class BitModArray(wiring.Component):
         })
 
     def timing(self) -> dict:
-        return {"latency": SCALE_BITS + 1 + self.config.pipeline, "ii": None,
+        return {"latency": self.config.dequant_cycles + 1 + self.config.pipeline, "ii": None,
                 "cycles_per_beat": {n: d.terms for n, d in DTYPES.items()},
                 "note": "a beat takes max over columns of terms(dtype) cycles; latency counts from the "
                         "handshake of a vector's last beat"}
@@ -141,16 +142,17 @@ class BitModArray(wiring.Component):
         final = j == t_beat - 1
         group_end = (beat_cnt == cfg.beats_per_group - 1) | p.last
 
-        dq_busy, dq_cnt, dq_last = Signal(), Signal(3), Signal()
+        dq_len, column_dq = cfg.dequant_cycles, cfg.dequant == "column"
+        dq_busy, dq_cnt, dq_last = Signal(), Signal(range(dq_len)), Signal()
         dq_scale = [Signal(SCALE_BITS, name=f"dq_scale{c}") for c in range(C)]
         o_free = ~self.o.valid | self.o.ready
-        commit = dq_busy & (dq_cnt == 7) & (~dq_last | o_free)
+        commit = dq_busy & (dq_cnt == dq_len - 1) & (~dq_last | o_free)
         dq_free = ~dq_busy | commit
         if cfg.pipeline:
             # the PEs see a group end one cycle later: accept it only if the dequantizer is free then, i.e.
             # free now, committing now, or certain to commit next cycle (count 6 and the output register
             # free now: nothing but a commit can fill it)
-            dq_free = dq_free | (dq_busy & (dq_cnt == 6) & (~dq_last | o_free))
+            dq_free = dq_free | (dq_busy & (dq_cnt == dq_len - 2) & (~dq_last | o_free))
         # SV register file: an sv_we beat writes one word in one cycle and computes nothing
         sv_regs = [Signal(6, name=f"sv_reg{t}", init=sv_reg_encode(v))
                    for t, v in enumerate(cfg.sv_fp4 + cfg.sv_fp3)]
@@ -207,10 +209,11 @@ class BitModArray(wiring.Component):
         # ---- dequantizer control (shared) and output --------------------------------------------------------
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(dq_busy & ((dq_cnt != 7) | commit)):
+        with m.If(dq_busy & ((dq_cnt != dq_len - 1) | commit)):
             m.d.sync += dq_cnt.eq(dq_cnt + 1)
-        with m.If(dq_busy & (dq_cnt != 7)):
-            m.d.sync += [dq_scale[c].eq(dq_scale[c] << 1) for c in range(C)]
+        if not column_dq:                              # MSB first: the scale shifts left
+            with m.If(dq_busy & (dq_cnt != 7)):
+                m.d.sync += [dq_scale[c].eq(dq_scale[c] << 1) for c in range(C)]
         with m.If(commit):
             m.d.sync += dq_busy.eq(0)
             with m.If(dq_last):
@@ -220,24 +223,30 @@ class BitModArray(wiring.Component):
             m.d.sync += [dq_scale[c].eq(pe_scale[c]) for c in range(C)]
 
         # ---- PEs ------------------------------------------------------------------------------------------
+        ctl = dict(step=pe_step, handoff=pe_handoff, commit=commit, dq_busy=dq_busy, dq_cnt=dq_cnt,
+                   dq_last=dq_last, beat_done=step & final, last=pe_last, pipeline=cfg.pipeline)
+        holds = [[None] * C for _ in range(R)]         # dequant="column": the PEs' group sums
         if cfg.act == "fp16":
             acts = [[bitmod_fp16.decode_act(m, pe_a[r * k + l], f"a{r}_{l}") for l in range(k)] for r in range(R)]
-            raw = [[x[4] for x in acts[r]] for r in range(R)] if not cfg.pipeline else \
+            ctl["raw_specials"] = [[x[4] for x in acts[r]] for r in range(R)] if not cfg.pipeline else \
                 [[bitmod_fp16.decode_act(m, p.a[r * k + l], f"ra{r}_{l}")[4] for l in range(k)] for r in range(R)]
-            ctl = dict(step=pe_step, handoff=pe_handoff, commit=commit, dq_busy=dq_busy, dq_cnt=dq_cnt,
-                       dq_last=dq_last, beat_done=step & final, last=pe_last, pipeline=cfg.pipeline, raw_specials=raw)
+            rows = []
             for r in range(R):
                 row = bitmod_fp16_row.row_unit(m, cfg, r, acts[r], ctl) if cfg.align == "row" else None
+                rows.append(row)
                 for c in range(C):
                     bsig, lanes = cols[c]
                     ctl["scale_bit"] = dq_scale[c][SCALE_BITS - 1]
                     if row is not None:
-                        bitmod_fp16_row.row_pe(m, cfg, r, c, row, lanes, bsig, ctl, self.o.payload.y[r * C + c],
-                                               self.o.payload.e[r * C + c])
+                        holds[r][c] = bitmod_fp16_row.row_pe(m, cfg, r, c, row, lanes, bsig, ctl,
+                                                             self.o.payload.y[r * C + c], self.o.payload.e[r * C + c])
                         continue
                     bitmod_fp16.fp16_pe(m, cfg, r, c, acts[r], lanes, bsig, ctl, self.o.payload.y[r * C + c],
                                         self.o.payload.e[r * C + c])
             bitmod_fp16.nonfinite_flags(m, R, ctl["raw_specials"], ctl, self.o.payload.nonfinite)
+            if column_dq:
+                shift = bitmod_dequant.row_exponents(m, cfg, [row["dq_e"] for row in rows], ctl)
+                self._column_dequantizers(m, holds, dq_scale, ctl, shift)
             return m
         for r in range(R):
             for c in range(C):
@@ -263,13 +272,18 @@ class BitModArray(wiring.Component):
                 acc_next = Signal(signed(cfg.group_acc_bits), name=f"pe{r}_{c}_acc_next")
                 m.d.comb += acc_next.eq(acc + (s_sum << bsig))
                 dq_val = Signal(signed(cfg.group_acc_bits), name=f"pe{r}_{c}_dq_val")
+                holds[r][c] = dq_val
+                with m.If(pe_step):
+                    m.d.sync += acc.eq(acc_next)
+                with m.If(pe_handoff):
+                    m.d.sync += [acc.eq(0), dq_val.eq(acc_next)]
+                if column_dq:
+                    continue
                 dq_prod = Signal(signed(cfg.group_acc_bits + SCALE_BITS), name=f"pe{r}_{c}_dq_prod")
                 prod_next = Signal(signed(cfg.group_acc_bits + SCALE_BITS), name=f"pe{r}_{c}_dq_next")
                 bit = dq_scale[c][SCALE_BITS - 1]               # the scale shifts left: MSB first
                 m.d.comb += prod_next.eq((dq_prod << 1) + Mux(bit, dq_val, 0))
                 out_acc = Signal(signed(cfg.out_bits), name=f"pe{r}_{c}_out_acc")
-                with m.If(pe_step):
-                    m.d.sync += acc.eq(acc_next)
                 with m.If(dq_busy & (dq_cnt != 7)):
                     m.d.sync += dq_prod.eq(prod_next)
                 with m.If(commit):
@@ -277,5 +291,13 @@ class BitModArray(wiring.Component):
                     with m.If(dq_last):
                         m.d.sync += self.o.payload.y[r * C + c].eq(out_acc + prod_next)
                 with m.If(pe_handoff):
-                    m.d.sync += [acc.eq(0), dq_val.eq(acc_next), dq_prod.eq(0)]
+                    m.d.sync += dq_prod.eq(0)
+        if column_dq:
+            self._column_dequantizers(m, holds, dq_scale, ctl)
         return m
+
+    def _column_dequantizers(self, m, holds, dq_scale, ctl, shift=None):
+        R, C = self.config.rows, self.config.cols
+        for c in range(C):
+            bitmod_dequant.column_dequantizer(m, self.config, c, [holds[r][c] for r in range(R)], dq_scale[c], ctl,
+                                              [self.o.payload.y[r * C + c] for r in range(R)], shift)

@@ -196,8 +196,9 @@ def reference_outputs(cfg: BitModConfig, beats: dict) -> np.ndarray:
 
 
 def latency(cfg: BitModConfig) -> int:
-    """Output latency after the last beat's handshake: LATENCY, + 1 with the decode pipeline register."""
-    return LATENCY + cfg.pipeline
+    """Output latency after the last beat's handshake: the dequantization cycles (8, or 8 * rows with
+    dequant='column') + the output register, + 1 with the decode pipeline register (LATENCY = 9 by default)."""
+    return cfg.dequant_cycles + 1 + cfg.pipeline
 
 
 def cycles_per_beat(beats: dict) -> np.ndarray:

@@ -36,6 +36,7 @@ SV_FP4_DEFAULT = (5.0, -5.0, 8.0, -8.0)      # ER+, ER-, EA+, EA-  (selector 0..
 SV_FP3_DEFAULT = (3.0, -3.0, 6.0, -6.0)
 ACTIVATIONS = ("int8", "fp16")
 ALIGNS = ("product", "row")                  # FP16 alignment rule (sw_model/bitmod_fp16.py, bitmod_fp16_row.py)
+DEQUANTS = ("pe", "column")                  # one bit-serial dequantizer per PE, or one per column serving its rows
 ACT_BITS = 8
 ACT_BITS_FP16 = 16
 EXP_BITS = 6                                 # block exponent of the FP16-activation accumulators (max 40)
@@ -82,7 +83,10 @@ class BitModConfig:
     `pipeline` = 1: a register after the term decoders (output latency 10 instead of 9, same cycles per beat),
     `align` (FP16 only): "product" aligns each PE's k products to their largest exponent every cycle;
     "row" aligns the k activations of a beat once per row to the row's running block exponent (shared by
-    all PEs of the row; the PEs only shift by their weight terms, exactly), see sw_model/bitmod_fp16_row.py."""
+    all PEs of the row; the PEs only shift by their weight terms, exactly), see sw_model/bitmod_fp16_row.py;
+    `dequant`: "pe" gives every PE its own bit-serial dequantizer and output accumulator; "column" shares one
+    per column, serving the column's rows in turn (8 cycles each, output latency 8 * rows + 1; the same
+    results and cycles per beat, as a group then lasts >= 8 * rows cycles), see hwgen/bitmod_dequant.py."""
     rows: int = 1
     cols: int = 1
     lanes: int = 4
@@ -92,6 +96,7 @@ class BitModConfig:
     guard_bits: int = 3
     pipeline: int = 0
     align: str = "product"
+    dequant: str = "pe"
     sv_fp4: tuple = SV_FP4_DEFAULT
     sv_fp3: tuple = SV_FP3_DEFAULT
     unit = "bitmod"
@@ -109,12 +114,21 @@ class BitModConfig:
         if self.align == "row" and self.act != "fp16":
             raise ConfigError(f"align: got 'row' with act={self.act!r}, allowed: 'row' only with act='fp16' "
                               f"(INT8 activations need no alignment)")
+        check_choice("dequant", self.dequant, DEQUANTS)
+        if self.dequant == "column" and self.act == "fp16" and self.align != "row":
+            raise ConfigError("dequant: got 'column' with act='fp16', align='product', allowed: 'column' with "
+                              "act='int8' or align='row' (the product-aligned PE keeps its own dequantizer)")
         if self.group_size % self.lanes:
             raise ConfigError(f"group_size: got {self.group_size}, allowed: a multiple of lanes ({self.lanes})")
         if self.group_size // self.lanes < 4:
             # a group then lasts >= 8 cycles, the length of the bit-serial dequantization: it never stalls
             raise ConfigError(f"group_size: got {self.group_size}, allowed: at least 4 beats per group "
                               f"(>= {4 * self.lanes} for lanes={self.lanes})")
+        if self.dequant == "column" and self.group_size // self.lanes < 4 * self.rows:
+            # one dequantizer serves the column's rows in turn, 8 cycles each: a group must last >= 8 * rows
+            raise ConfigError(f"group_size: got {self.group_size}, allowed with dequant='column': at least "
+                              f"4 * rows beats per group (>= {4 * self.rows * self.lanes} for rows={self.rows}, "
+                              f"lanes={self.lanes})")
         object.__setattr__(self, "sv_fp4", check_sv_table("sv_fp4", self.sv_fp4))
         object.__setattr__(self, "sv_fp3", check_sv_table("sv_fp3", self.sv_fp3))
 
@@ -143,6 +157,11 @@ class BitModConfig:
         if self.act == "fp16":
             return self.group_acc_bits + SCALE_BITS + _clog2(self.max_groups)
         return self.group_acc_bits + SCALE_BITS + _clog2(self.max_groups) + 1
+
+    @property
+    def dequant_cycles(self) -> int:
+        """Cycles from a group end until its dequantized sums are in the output accumulators."""
+        return SCALE_BITS * (self.rows if self.dequant == "column" else 1)
 
     @property
     def act_bits(self) -> int:

@@ -72,7 +72,8 @@ def test_quantized_matrix_on_the_datapath():
 def test_cycles_per_beat_and_latency():
     beats = {"dtype": np.array([[0, 2], [3, 2], [1, 3], [2, 1]])}
     assert bm.cycles_per_beat(beats).tolist() == [4, 2, 3, 3]
-    assert bm.LATENCY == 9
+    assert bm.LATENCY == 9 == bm.latency(BitModConfig())
+    assert bm.latency(BitModConfig(rows=3, group_size=48, dequant="column", pipeline=1)) == 8 * 3 + 1 + 1
 
 
 def test_outputs_use_the_full_width():
@@ -115,6 +116,12 @@ def test_too_many_groups():
     ({"group_size": 10, "lanes": 4}, "group_size: got 10, allowed: a multiple of lanes (4)"),
     ({"group_size": 12, "lanes": 4}, "group_size: got 12, allowed: at least 4 beats per group (>= 16 for lanes=4)"),
     ({"lanes": 0}, "lanes: got 0, allowed: an integer from 1 to 16"),
+    ({"dequant": "row"}, "dequant: got 'row', allowed: pe, column"),
+    ({"rows": 2, "group_size": 28, "lanes": 4, "dequant": "column"},
+     "group_size: got 28, allowed with dequant='column': at least 4 * rows beats per group (>= 32 for rows=2, "
+     "lanes=4)"),
+    ({"act": "fp16", "dequant": "column"}, "dequant: got 'column' with act='fp16', align='product', allowed: "
+     "'column' with act='int8' or align='row'"),
     ({"act": "bf16"}, "act: got 'bf16', allowed: int8, fp16"),
     ({"sv_fp4": (5.0, -5.0, 8.0)}, "sv_fp4: got (5.0, -5.0, 8.0), allowed: a list of 4 special values"),
     ({"sv_fp4": (5.0, -5.0, 8.0, 7.0)}, "sv_fp4: got 7.0, allowed: a nonzero multiple of 0.5 below 16"),
