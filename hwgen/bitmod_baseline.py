@@ -146,7 +146,7 @@ class Int8Fp16MacArray(wiring.Component):
         from .bitmod_fp16_row import row_aligner
         p, g, k = self.i.payload, self.guard, self.macs
         for r in range(self.rows):
-            e_new, d_a, lanes = row_aligner(m, g, acts[r], take, take & p.last, f"row{r}")
+            e_new, d_a, lanes, _ = row_aligner(m, g, acts[r], take, take & p.last, f"row{r}")
             for c in range(self.cols):
                 name = f"pe{r}_{c}"
                 terms, negs = [], []

@@ -26,9 +26,11 @@ def _max(m, a, b, name):
     return out
 
 
-def row_aligner(m, g: int, acts, step, clear, name: str):
+def row_aligner(m, g: int, acts, step, clear, name: str, shift_step: int = 0, first=None, stall=None):
     """Block exponent register E_r (updated on `step`, cleared on `clear`) and the beat's pre-aligned lanes.
-    acts: per lane (sign, e_eff, man, live, special). Returns (E', dA, [(sign, m'')])."""
+    acts: per lane (sign, e_eff, man, live, special). Returns (E', the group accumulators' right shift this
+    cycle, [(sign, m'')], whether the row needs a stall cycle). With shift_step = n > 0 the shift is at most
+    n: in a beat that is not the group's `first` a larger dA needs a `stall` cycle, which moves E_r up by n."""
     e_r = Signal(EXP_BITS, name=f"{name}_E")
     xs = []
     for l, (s, e_eff, man, live, _) in enumerate(acts):
@@ -43,6 +45,13 @@ def row_aligner(m, g: int, acts, step, clear, name: str):
     e_new = _max(m, e_r, xs[0], f"{name}_Enew")
     d_a = Signal(EXP_BITS, name=f"{name}_dA")
     m.d.comb += d_a.eq(e_new - e_r)
+    need = Signal(name=f"{name}_stall")
+    if shift_step:
+        amt = Signal(range(shift_step + 1), name=f"{name}_sh")
+        m.d.comb += [amt.eq(Mux(d_a > shift_step, shift_step, d_a)), need.eq(~first & (d_a > shift_step))]
+        with m.If(stall):
+            m.d.sync += e_r.eq(e_r + amt)
+        d_a = amt
     lanes = []
     for l, (s, e_eff, man, live, _) in enumerate(acts):
         sh = Signal(5, name=f"{name}_sh{l}")
@@ -53,7 +62,7 @@ def row_aligner(m, g: int, acts, step, clear, name: str):
         m.d.sync += e_r.eq(e_new)
     with m.If(clear):
         m.d.sync += e_r.eq(0)
-    return e_new, d_a, lanes
+    return e_new, d_a, lanes, need
 
 
 def row_unit(m, cfg, r: int, acts, ctl):
@@ -62,12 +71,13 @@ def row_unit(m, cfg, r: int, acts, ctl):
     exponent of the group being dequantized) and with dequant="pe" y_sel (the output accumulators' shift this
     cycle: 0 none, 1 by 1, 2 by 4, 3 by 16)."""
     name = f"row{r}"
-    e_new, d_a, lanes = row_aligner(m, cfg.guard_bits, acts, ctl["step"], ctl["handoff"] & ctl["last"], name)
+    e_new, d_a, lanes, need = row_aligner(m, cfg.guard_bits, acts, ctl["step"], ctl["handoff"] & ctl["last"],
+                                          name, cfg.shift_step, ctl["group_first"], ctl["shift_stall"])
     if cfg.dequant == "column":                        # hwgen/bitmod_dequant.py keeps the output exponents
         dq_e = Signal(EXP_BITS, name=f"{name}_dqE")
         with m.If(ctl["handoff"]):
             m.d.sync += dq_e.eq(e_new)
-        return dict(lanes=lanes, d_a=d_a, dq_e=dq_e)
+        return dict(lanes=lanes, d_a=d_a, dq_e=dq_e, need_stall=need)
 
     # output exponent: E_y (of the output accumulators), dq_e (of the group being dequantized), rem (pending
     # right shift of the output accumulators, done in the dequantization cycles)
@@ -86,7 +96,7 @@ def row_unit(m, cfg, r: int, acts, ctl):
         # a commit in this same cycle has just moved dq_e into E_y (or cleared it at a vector end)
         e_y_now = Mux(ctl["commit"], Mux(ctl["dq_last"], 0, dq_e), e_y)
         m.d.sync += [dq_e.eq(e_new), rem.eq(e_new - e_y_now)]
-    return dict(lanes=lanes, d_a=d_a, y_sel=Mux(shifting, y_sel, 0), dq_e=dq_e)
+    return dict(lanes=lanes, d_a=d_a, y_sel=Mux(shifting, y_sel, 0), dq_e=dq_e, need_stall=need)
 
 
 def row_pe(m, cfg, r: int, c: int, row, lanes, bsig, ctl, y_out, e_out):
@@ -112,8 +122,12 @@ def row_pe(m, cfg, r: int, c: int, row, lanes, bsig, ctl, y_out, e_out):
     s_sum = Signal(signed(lw + 1 + (len(xs) - 1).bit_length()), name=f"{name}_S")
     m.d.comb += s_sum.eq(tree[0] + sum(negs[1:], negs[0]))
     acc = Signal(signed(W), name=f"{name}_acc")
+    acc_sh = Signal(signed(W), name=f"{name}_acc_sh")
     acc_next = Signal(signed(W), name=f"{name}_acc_next")
-    m.d.comb += acc_next.eq((acc >> row["d_a"]) + (s_sum << bsig))
+    m.d.comb += [acc_sh.eq(acc >> row["d_a"]), acc_next.eq(acc_sh + (s_sum << bsig))]
+    if cfg.shift_step:
+        with m.If(ctl["shift_stall"]):                 # a shift-only cycle: the beat's terms wait
+            m.d.sync += acc.eq(acc_sh)
 
     dq_val = Signal(signed(W), name=f"{name}_dq_val")
     with m.If(ctl["step"]):

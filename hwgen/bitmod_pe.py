@@ -161,7 +161,11 @@ class BitModArray(wiring.Component):
             with m.If(sv_write & (p.sv_addr == t)):
                 m.d.sync += sv_regs[t].eq(p.sv_val)
 
-        step = self.i.valid & ~p.sv_we & (~final | ~group_end | dq_free)
+        # FP16 rows with shift_step: a compute beat waits while a row's accumulator shift is too long for one
+        # cycle (driven by the row units below; never in a group's first beat, never with the pipeline register)
+        need_shift = Signal()
+        shift_stall = self.i.valid & ~p.sv_we & need_shift
+        step = self.i.valid & ~p.sv_we & ~need_shift & (~final | ~group_end | dq_free)
         handoff = step & final & group_end
         m.d.comb += self.i.ready.eq(sv_write | (step & final))
         with m.If(step):
@@ -224,7 +228,8 @@ class BitModArray(wiring.Component):
 
         # ---- PEs ------------------------------------------------------------------------------------------
         ctl = dict(step=pe_step, handoff=pe_handoff, commit=commit, dq_busy=dq_busy, dq_cnt=dq_cnt,
-                   dq_last=dq_last, beat_done=step & final, last=pe_last, pipeline=cfg.pipeline)
+                   dq_last=dq_last, beat_done=step & final, last=pe_last, pipeline=cfg.pipeline,
+                   group_first=beat_cnt == 0, shift_stall=shift_stall)
         holds = [[None] * C for _ in range(R)]         # dequant="column": the PEs' group sums
         if cfg.act == "fp16":
             acts = [[bitmod_fp16.decode_act(m, pe_a[r * k + l], f"a{r}_{l}") for l in range(k)] for r in range(R)]
@@ -244,6 +249,8 @@ class BitModArray(wiring.Component):
                     bitmod_fp16.fp16_pe(m, cfg, r, c, acts[r], lanes, bsig, ctl, self.o.payload.y[r * C + c],
                                         self.o.payload.e[r * C + c])
             bitmod_fp16.nonfinite_flags(m, R, ctl["raw_specials"], ctl, self.o.payload.nonfinite)
+            if cfg.shift_step:
+                m.d.comb += need_shift.eq(Cat(*[row["need_stall"] for row in rows]).any())
             if column_dq:
                 shift = bitmod_dequant.row_exponents(m, cfg, [row["dq_e"] for row in rows], ctl)
                 self._column_dequantizers(m, holds, dq_scale, ctl, shift)

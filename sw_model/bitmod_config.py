@@ -86,7 +86,10 @@ class BitModConfig:
     all PEs of the row; the PEs only shift by their weight terms, exactly), see sw_model/bitmod_fp16_row.py;
     `dequant`: "pe" gives every PE its own bit-serial dequantizer and output accumulator; "column" shares one
     per column, serving the column's rows in turn (8 cycles each, output latency 8 * rows + 1; the same
-    results and cycles per beat, as a group then lasts >= 8 * rows cycles), see hwgen/bitmod_dequant.py."""
+    results and cycles per beat, as a group then lasts >= 8 * rows cycles), see hwgen/bitmod_dequant.py;
+    `shift_step` (align="row" only): 0 shifts the group accumulators by any growth of the row's block exponent
+    in one cycle (a full barrel shifter per PE); n > 0 shifts at most n bits per cycle and a larger growth
+    inside a group adds stall cycles (the same results; see sw_model/bitmod_fp16_row.cycles_per_beat)."""
     rows: int = 1
     cols: int = 1
     lanes: int = 4
@@ -97,6 +100,7 @@ class BitModConfig:
     pipeline: int = 0
     align: str = "product"
     dequant: str = "pe"
+    shift_step: int = 0
     sv_fp4: tuple = SV_FP4_DEFAULT
     sv_fp3: tuple = SV_FP3_DEFAULT
     unit = "bitmod"
@@ -118,6 +122,13 @@ class BitModConfig:
         if self.dequant == "column" and self.act == "fp16" and self.align != "row":
             raise ConfigError("dequant: got 'column' with act='fp16', align='product', allowed: 'column' with "
                               "act='int8' or align='row' (the product-aligned PE keeps its own dequantizer)")
+        check_int("shift_step", self.shift_step, 0, 30)
+        if self.shift_step and self.align != "row":
+            raise ConfigError(f"shift_step: got {self.shift_step} with align={self.align!r}, allowed: 0 (the "
+                              f"accumulator shift step exists only with act='fp16', align='row')")
+        if self.shift_step and self.pipeline:
+            raise ConfigError(f"shift_step: got {self.shift_step} with pipeline=1, allowed: 0 (its stalls are "
+                              f"decided in the term cycle the decode register delays)")
         if self.group_size % self.lanes:
             raise ConfigError(f"group_size: got {self.group_size}, allowed: a multiple of lanes ({self.lanes})")
         if self.group_size // self.lanes < 4:

@@ -12,6 +12,9 @@ decreases within the vector (it is NOT reset at group ends). For every compute b
   E_a   = max over the row's live lanes of e_eff (0 if none)          E' = max(E_r, E_a),  dA = E' - E_r
   m''_l = live_l ? floor(m_l * 2^g / 2^(E' - e_l)) : 0               (g = guard_bits: truncation, per row)
   every PE (r, c): A = floor(A / 2^dA)                                (the only truncation in a PE)
+      (with shift_step = n > 0 in steps of <= n bits, one per cycle: floor shifts compose, so the result is
+      the same; a beat that is not the first of its group waits max_r ceil(dA_r / n) - 1 extra cycles, the
+      first one never, as its accumulators are 0)
   then per term cycle j:  A += (sum_l (s_l XOR neg_l ? -1 : 1) * (m''_l << shift_l)) << bsig_j   (exact)
   E_r = E'
 so after the beat A += sum_l (-1)^s_l * m''_l * w_half_l exactly (the terms of a weight sum to its half-unit
@@ -77,6 +80,28 @@ def row_align(cfg: BitModConfig, a_bits, e_row):
     e_new = np.maximum(np.asarray(e_row), e_a)
     mag = np.where(live, (m << cfg.guard_bits) >> np.maximum(e_new[:, None] - e_eff, 0), 0)
     return e_new, e_new - e_row, np.where(s == 1, -mag, mag)
+
+
+def cycles_per_beat(cfg: BitModConfig, beats: dict) -> np.ndarray:
+    """Cycles of every beat (SV writes included, no gaps or backpressure): bitmod.cycles_per_beat plus, with
+    shift_step = n > 0, the accumulator-shift stalls: max over rows of ceil(dA / n) - 1 for a compute beat
+    that is not the first of its group."""
+    from .bitmod import cycles_per_beat as base
+    _check(cfg)
+    t = base(beats).copy()
+    if not cfg.shift_step:
+        return t
+    compute = np.nonzero(np.asarray(beats.get("sv_we", np.zeros(len(t))), dtype=np.int64).reshape(-1) == 0)[0]
+    a = np.asarray(beats["a"], dtype=np.int64).reshape(len(t), cfg.rows, cfg.lanes)[compute]
+    last = np.asarray(beats["last"], dtype=np.int64).reshape(-1)[compute]
+    e_r = np.zeros(cfg.rows, dtype=np.int64)
+    for n, b in enumerate(compute):
+        e_r, d_a, _ = row_align(cfg, a[n], e_r)
+        if n % cfg.beats_per_group:
+            t[b] += max(0, int(-(-d_a.max() // cfg.shift_step)) - 1)
+        if last[n]:
+            e_r = np.zeros_like(e_r)
+    return t
 
 
 def array_outputs(cfg: BitModConfig, beats: dict) -> dict:
@@ -161,4 +186,4 @@ def reference_and_bound(cfg: BitModConfig, beats: dict) -> tuple[np.ndarray, np.
     return np.array(ref).reshape(-1, R * C), np.array(bound).reshape(-1, R * C)
 
 
-__all__ = ["window_terms", "row_align", "array_outputs", "output_values", "reference_and_bound"]
+__all__ = ["window_terms", "row_align", "cycles_per_beat", "array_outputs", "output_values", "reference_and_bound"]

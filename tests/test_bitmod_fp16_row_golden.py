@@ -185,3 +185,28 @@ def test_bad_configs():
         fr.array_outputs(BitModConfig(act="fp16", lanes=4, group_size=16), random_beats(CONFIGS[1], 1, seed=0))
     assert load_config("bitmod-array-4x4-fp16-row")[1].align == "row"
     assert load_config("bitmod-pe-fp16-row")[1].act == "fp16"
+
+
+def test_shift_step_stalls_hand_worked():
+    """shift_step = 3, one row, one lane, G = 4: exponents 1, 15, 15, 16 | 30, 30 (+ two more beats). The group's
+    first beat never waits; 1 -> 15 is a growth of 14 = 5 steps of <= 3 bits, 4 extra cycles; 15 -> 16 fits one
+    step. The values equal those of the one-cycle barrel shifter."""
+    cfg = BitModConfig(lanes=1, group_size=4, max_groups=2, act="fp16", align="row", shift_step=3)
+    a = np.array([0x0400, 0x3C00, 0xBC00, 0x4000, 0x7800, 0x7800, 0x3C00, 0x0400]).reshape(1, 1, 8)
+    beats = bm.make_beats(cfg, np.array([[1, 2, 3, 4, 5, 6, 7, 8]]), a, np.zeros((1, 2), int),
+                          np.zeros((1, 2), int), np.ones((1, 2), int))
+    assert fr.cycles_per_beat(cfg, beats).tolist() == [4, 4 + 4, 4, 4, 4, 4, 4, 4]
+    no_step = dataclasses.replace(cfg, shift_step=0)
+    assert fr.cycles_per_beat(no_step, beats).tolist() == [4] * 8
+    assert all(np.array_equal(x, y) for x, y in zip(fr.array_outputs(cfg, beats).values(),
+                                                    fr.array_outputs(no_step, beats).values()))
+    assert fr.cycles_per_beat(dataclasses.replace(cfg, shift_step=1), beats).tolist()[1] == 4 + 13
+
+
+def test_shift_step_bad_configs():
+    with pytest.raises(ConfigError, match="shift_step: got 2 with align='product', allowed: 0"):
+        BitModConfig(act="fp16", shift_step=2)
+    with pytest.raises(ConfigError, match="shift_step: got 3 with pipeline=1, allowed: 0"):
+        BitModConfig(act="fp16", align="row", shift_step=3, pipeline=1)
+    with pytest.raises(ConfigError, match="shift_step: got 31, allowed: an integer from 0 to 30"):
+        BitModConfig(act="fp16", align="row", shift_step=31)
