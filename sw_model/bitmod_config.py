@@ -193,6 +193,12 @@ PRESETS_BITMOD = {
     "bitmod-pe-fp16-row": BitModConfig(act="fp16", align="row"),
     "bitmod-array-4x4-fp16-row": BitModConfig(rows=4, cols=4, act="fp16", align="row"),
     "bitmod-array-8x8-fp16-row": BitModConfig(rows=8, cols=8, act="fp16", align="row"),
+    # lean: one dequantizer per column (and FP16 accumulator shifts of 1 bit per cycle): fewest LUTs per MAC
+    "bitmod-array-4x4-lean": BitModConfig(rows=4, cols=4, dequant="column"),
+    "bitmod-array-8x8-lean": BitModConfig(rows=8, cols=8, dequant="column"),
+    "bitmod-array-4x4-k8-lean": BitModConfig(rows=4, cols=4, lanes=8, dequant="column"),
+    "bitmod-array-4x4-fp16-lean": BitModConfig(rows=4, cols=4, act="fp16", align="row", dequant="column",
+                                               shift_step=1),
 }
 
 register_unit(BitModConfig, PRESETS_BITMOD)
