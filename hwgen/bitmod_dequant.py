@@ -28,7 +28,7 @@ def schedule(cfg, ctl):
 
 def scale_bit(cfg, scale, ctl):
     """The bit of a column's 8-bit scale code for this dequantizer cycle, MSB first in every row slot."""
-    return scale.bit_select(~ctl["dq_cnt"][:3], 1)
+    return Array(scale[SCALE_BITS - 1 - i] for i in range(SCALE_BITS))[ctl["dq_cnt"][:3]]
 
 
 def row_exponents(m, cfg, dq_es, ctl):
