@@ -150,8 +150,8 @@ class BitModArray(wiring.Component):
         dq_free = ~dq_busy | commit
         if cfg.pipeline:
             # the PEs see a group end one cycle later: accept it only if the dequantizer is free then, i.e.
-            # free now, committing now, or certain to commit next cycle (count 6 and the output register
-            # free now: nothing but a commit can fill it)
+            # free now, committing now, or certain to commit next cycle (the count before the last and the
+            # output register free now: nothing but a commit can fill it)
             dq_free = dq_free | (dq_busy & (dq_cnt == dq_len - 2) & (~dq_last | o_free))
         # SV register file: an sv_we beat writes one word in one cycle and computes nothing
         sv_regs = [Signal(6, name=f"sv_reg{t}", init=sv_reg_encode(v))
