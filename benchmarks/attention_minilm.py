@@ -1,6 +1,6 @@
 """One real attention head through the RTL: all-MiniLM-L6-v2, layer 0, head 0, a 14-token sentence.
 
-Q, K, V come from the model's real weights (sw_model.attention_minilm, float64); `quantize_head` turns them into
+Q, K, V come from the model's real weights (sw_model.networks.minilm_qkv, float64); `quantize_head` turns them into
 int8 (softmax scale 1/sqrt(32) and log2(e) folded into Q's scale); the preset attention-8x8-d32 (score_shift 8)
 runs them on Verilator with random gaps and backpressure (two query tiles: 8 + 6 rows; key tiles 8 + 6). The
 RTL output must equal the golden model bit for bit; the script reports the error of the (identical) result
@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "rtl_tests"))
 
-from sw_model import attention as A  # noqa: E402
-from sw_model.attention_minilm import SENTENCE, head_qkv  # noqa: E402
-from sw_model.attention_config import AttentionConfig  # noqa: E402
-from sw_model.configs import PRESETS  # noqa: E402
+from sw_model.attention import golden as A  # noqa: E402
+from sw_model.attention.config import AttentionConfig  # noqa: E402
+from sw_model.networks.minilm_qkv import SENTENCE, head_qkv  # noqa: E402
+from sw_model.registry import PRESETS  # noqa: E402
 
 PRESET = "attention-8x8-d32"
 
@@ -58,7 +58,7 @@ PRODUCTS = "lmul-products"        # same preset with mult = "lmul-products" (gol
 
 def rtl_head0(cfg, sim: str) -> dict:
     """Head 0 through the RTL with gaps and backpressure; bit-exact with the golden model?"""
-    from harness import run_vectors
+    from hwgen.sim.harness import run_vectors
     h0 = errors(cfg, 0)
     z, want = h0["_z"], h0["_out"]
     res = run_vectors(cfg, A.stream_beats(cfg, z["q"], z["k"], z["v"]), {"out": want & ((1 << cfg.out_width) - 1)},

@@ -1,6 +1,6 @@
 """FPGA resources (and ECP5 Fmax where the ports fit the package) of attention-array configs.
 
-Each design sits in `hwgen.report.registered_harness` (every port registered and on a pin). The ECP5 LFE5U-25F
+Each design sits in `hwgen.flow.report.registered_harness` (every port registered and on a pin). The ECP5 LFE5U-25F
 CABGA256 has ~197 user pins: the small config (2x2, head_dim 4, 4-bit data, ~80 pins) is placed and routed for
 Fmax (also with every multiplication an L-Mul, `mult = "lmul"`); the 4x4-d8 preset needs ~280 pins, so it is
 synthesized only (no Fmax) on ECP5; xc7 is synthesis only in this toolchain. DSP inference on (MULT18X18D / DSP48E1). The FF count is the whole state of the design; it
@@ -20,10 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hwgen.attention import AttentionArray  # noqa: E402
-from hwgen.report import format_report, synthesize  # noqa: E402
-from sw_model.attention_config import AttentionConfig  # noqa: E402
-from sw_model.configs import PRESETS, config_to_dict  # noqa: E402
+from hwgen.attention.array import AttentionArray  # noqa: E402
+from hwgen.flow.report import format_report, synthesize  # noqa: E402
+from sw_model.attention.config import AttentionConfig  # noqa: E402
+from sw_model.config import config_to_dict
+from sw_model.registry import PRESETS
 
 DESIGNS = [
     ("attention-2x2-d4-b4", AttentionConfig(head_dim=4, m0=2, p0=2, data_bits=4, logit_frac=3, exp_bits=10,
@@ -54,7 +55,7 @@ def main(argv=None):
     (out / "attention_resources.json").write_text(
         json.dumps([{k: r.get(k) for k in keep} for r in results], indent=2, default=str) + "\n")
     text = ["# Attention array: FPGA resources", "",
-            "Registered harness around each design (`hwgen.report.synthesize`, DSP inference on). Fmax: nextpnr "
+            "Registered harness around each design (`hwgen.flow.report.synthesize`, DSP inference on). Fmax: nextpnr "
             "ECP5 LFE5U-25F speed 6 for the small config only (the preset's ~280 ports exceed the package's pins); "
             "xc7 (xc7a35t) is synthesis only.", "",
             format_report(results),

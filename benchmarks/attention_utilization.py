@@ -8,7 +8,7 @@ model and the handshake cycles against the cycle model, then reports
     utilization = useful MACs / (M0 * P0 * cycles),  useful MACs = 2 * P0 * N * E (Q.K and prob.V),
     cycles = first input handshake .. last output handshake (inclusive),
 
-next to the same ratio for `sw_model.attention_timing.unfused_cycles` (a model, not RTL) and the N x P0 score
+next to the same ratio for `sw_model.attention.timing.unfused_cycles` (a model, not RTL) and the N x P0 score
 buffer that schedule needs. The Verilog file (its SHA-256) is the same for every N: no buffer depends on N.
 
     python benchmarks/attention_utilization.py [--preset attention-8x8-d32] [--lengths 64,128,256,512,1024,4096]
@@ -29,11 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "rtl_tests"))
 
-from harness import design, run_vectors  # noqa: E402
-
-from sw_model import attention as A  # noqa: E402
-from sw_model.attention_timing import cycle_model, unfused_cycles, useful_macs  # noqa: E402
-from sw_model.configs import PRESETS  # noqa: E402
+from hwgen.sim.harness import design, run_vectors  # noqa: E402
+from sw_model.attention import golden as A  # noqa: E402
+from sw_model.attention.timing import cycle_model, unfused_cycles, useful_macs  # noqa: E402
+from sw_model.registry import PRESETS  # noqa: E402
 
 
 def measure(cfg, n_keys: int, seed: int, sim: str = "verilator") -> dict:
@@ -87,7 +86,7 @@ def main(argv=None):
              f"{cfg.m0} x {cfg.p0} PEs, head_dim {cfg.head_dim}, one query tile of {cfg.p0} rows, no gaps, no "
              "backpressure; " + {"verilator": "Verilator", "icarus": "Icarus"}[args.sim] +
              " + cocotb; outputs bit-exact with the golden model; cycles equal to the cycle model "
-             "(`sw_model/attention_timing.py`). Unfused = the three-pass model of the same arrays "
+             "(`sw_model/attention/timing.py`). Unfused = the three-pass model of the same arrays "
              "(not RTL), which also needs an N x P0 score buffer.", "",
              "| N keys | cycles (RTL) | = model | bit-exact | utilization | unfused cycles (model) | unfused "
              "utilization | unfused buffer (words) |", "|---:|---:|:-:|:-:|---:|---:|---:|---:|"]

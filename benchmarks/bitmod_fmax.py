@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bitmod_hw import measure  # noqa: E402
-from hwgen.bitmod_pe import BitModArray  # noqa: E402
-from sw_model.bitmod import latency  # noqa: E402
-from sw_model.bitmod_config import BitModConfig  # noqa: E402
-from sw_model.configs import ConfigError  # noqa: E402
+from hwgen.bitmod.array import BitModArray  # noqa: E402
+from sw_model.bitmod.config import BitModConfig  # noqa: E402
+from sw_model.bitmod.golden import latency  # noqa: E402
+from sw_model.config import ConfigError  # noqa: E402
 
 
 def main(argv=None):
@@ -75,7 +75,7 @@ def write(args, rows):
         lines.append(f"| {x['name']} | {x['act']} | {x['pipeline']} | {x['latency']} | {e['lut']} | {e['ff']} | "
                      f"{e['fmax_mhz']:.1f} | {v['lut']} | {v['ff']} |")
     lines += ["", "The decode pipeline register (pipeline 1) adds one cycle of output latency and no cycles per beat; "
-              "latency = sw_model.bitmod.latency(cfg).", ""]
+              "latency = sw_model.bitmod.golden.latency(cfg).", ""]
     (out / f"{args.stem}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -2,7 +2,7 @@
 
 For each pair: LUT/FF/carry/DSP from Yosys on the registered harness (ECP5 and xc7; the BitMoD array needs no
 multiplier, the baseline is measured without and with DSPs), Fmax from nextpnr-ecp5 on a pin-light serial
-wrapper (hwgen/bitmod_baseline.py SerialHarness), and peak MACs/cycle per LUT (fabric only, no DSP).
+wrapper (hwgen/bitmod/baseline.py SerialHarness), and peak MACs/cycle per LUT (fabric only, no DSP).
 BitMoD peak MACs/cycle = rows * cols * lanes / terms: lanes/2 per PE at FP4/FP3, lanes/3 at INT6, lanes/4 at INT8.
 
 With `--act fp16` the BitMoD array takes FP16 activations (`BitModConfig(act="fp16")`) and the baseline is a
@@ -33,10 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hwgen.bitmod_baseline import Int8Fp16MacArray, Int8MacArray, SerialHarness  # noqa: E402
-from hwgen.bitmod_pe import BitModArray  # noqa: E402
-from hwgen.report import synthesize  # noqa: E402
-from sw_model.bitmod_config import BitModConfig  # noqa: E402
+from hwgen.bitmod.array import BitModArray  # noqa: E402
+from hwgen.bitmod.baseline import Int8Fp16MacArray, Int8MacArray, SerialHarness  # noqa: E402
+from hwgen.flow.report import synthesize  # noqa: E402
+from sw_model.bitmod.config import BitModConfig  # noqa: E402
 
 
 def designs(rows: int, cols: int, lanes: int = 4, act: str = "int8", align: str = "product", dequant: str = "pe",

@@ -33,10 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "rtl_tests"))
 
-from sw_model import bitmod as golden  # noqa: E402
-from sw_model import bitmod_fp16, bitmod_fp16_row  # noqa: E402
-from sw_model import bitmod_quant as bq  # noqa: E402
-from sw_model.bitmod_config import BitModConfig  # noqa: E402
+from sw_model.bitmod import fp16 as bitmod_fp16  # noqa: E402
+from sw_model.bitmod import fp16_row as bitmod_fp16_row  # noqa: E402
+from sw_model.bitmod import golden  # noqa: E402
+from sw_model.bitmod import quant as bq  # noqa: E402
+from sw_model.bitmod.config import BitModConfig  # noqa: E402
 
 SENTENCE = "a man is eating food ."
 
@@ -86,7 +87,7 @@ def main(argv=None):
         (f" --shift-step {args.shift_step}" if args.shift_step else "")
     if args.act == "fp16":
         return main_fp16(args)
-    from harness import run_vectors
+    from hwgen.sim.harness import run_vectors
 
     t, vocab = load()
     cfg = BitModConfig(rows=args.rows, cols=args.cols, lanes=4, group_size=128, max_groups=3, dequant=args.dequant)
@@ -130,7 +131,7 @@ def main(argv=None):
 
 
 def main_fp16(args):
-    from harness import run_vectors
+    from hwgen.sim.harness import run_vectors
 
     t, vocab = load()
     cfg = BitModConfig(rows=args.rows, cols=args.cols, lanes=4, group_size=128, max_groups=3, act="fp16",

@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sw_model import bitmod_quant as bq  # noqa: E402
+from sw_model.bitmod import quant as bq  # noqa: E402
 
 G = 128
 BITS = {  # storage bits per weight including per-group / per-block metadata

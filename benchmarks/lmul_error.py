@@ -6,8 +6,8 @@ multiplication and that L-Mul with a 4-bit mantissa is about as precise as float
 Random part (x, y ~ N(0,1) in float64, --pairs pairs):
   * L-Mul (adder and formula modes) with k = 2, 3, 4, 5 mantissa bits. The operands are rounded RNE to e8m{k}
     (8 exponent bits, bias 127, like bf16/fp32: nothing under- or overflows for N(0,1) data; the script counts
-    and reports any result that is flushed to zero or saturated) and multiplied with sw_model.lmul.lmul.
-  * Exact E4M3 (fn) and E5M2 multiplication (sw_model.lmul.fmul: operands rounded RNE, product rounded RNE,
+    and reports any result that is flushed to zero or saturated) and multiplied with sw_model.lmul.golden.lmul.
+  * Exact E4M3 (fn) and E5M2 multiplication (sw_model.lmul.golden.fmul: operands rounded RNE, product rounded RNE,
     subnormals kept, saturating overflow), and, for the comparison with the spec's sanity numbers, the exact
     float64 product of the fp8-rounded operands (input rounding only).
   Each row gives the mean relative error against the exact product of the ROUNDED operands and against the exact
@@ -44,8 +44,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sw_model.formats import decode, encode, get_format  # noqa: E402
-from sw_model.lmul import fmul, lmul  # noqa: E402
+from sw_model.lmul.golden import fmul, lmul  # noqa: E402
+from sw_model.numerics.formats import decode, encode, get_format  # noqa: E402
 
 K_VALUES = (2, 3, 4, 5)
 MODES = ("adder", "formula")
@@ -177,7 +177,7 @@ def markdown(payload: dict) -> str:
         f"## Random operands: x, y ~ N(0,1) (float64), {p['pairs']} pairs, seed {p['seed']}",
         "",
         "L-Mul rows: operands rounded RNE to e8m{k} (8 exponent bits, bias 127, so nothing under- or overflows), "
-        "then `sw_model.lmul.lmul`. FMul rows: operands rounded RNE to the FP8 format, `sw_model.lmul.fmul` "
+        "then `sw_model.lmul.golden.lmul`. FMul rows: operands rounded RNE to the FP8 format, `sw_model.lmul.golden.fmul` "
         "(product rounded RNE, subnormals kept, saturating). 'Inputs' rows: the exact float64 product of the "
         "FP8-rounded operands, i.e. input rounding only.",
         "",

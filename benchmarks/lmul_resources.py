@@ -7,7 +7,7 @@ OFF (``dsp=False``: every multiplier is built from LUTs/carry chains):
     LMul E5M2, FMul E5M2, LMul BF16, FMul BF16, INT8 x INT8 -> 16-bit signed multiplier.
 
 All units use pipeline depth 1 (one register stage, same stream stall logic) so the comparison is fair;
-FMul's own preset default is depth 2. Every unit sits inside ``hwgen.report.registered_harness`` (ports
+FMul's own preset default is depth 2. Every unit sits inside ``hwgen.flow.report.registered_harness`` (ports
 registered), Fmax comes from nextpnr on ECP5/iCE40; xc7 is synthesis only (no Fmax). When a unit needs
 more pins than the iCE40 UP5K SG48 package has (39; the BF16 units need 54), it is re-run on iCE40
 HX8K CT256 and the table says so. The script also prints the ratios LMul E4M3 / FMul E4M3 and
@@ -37,10 +37,10 @@ from amaranth.hdl import Module, signed  # noqa: E402
 from amaranth.lib import data, stream, wiring  # noqa: E402
 from amaranth.lib.wiring import In, Out  # noqa: E402
 
-from hwgen.generate import build_component  # noqa: E402
-from hwgen.pipeline import staged_pipeline  # noqa: E402
-from hwgen.report import DoesNotFitError, synthesize  # noqa: E402
-from sw_model.configs import PRESETS  # noqa: E402
+from hwgen.blocks.pipeline import staged_pipeline  # noqa: E402
+from hwgen.flow.generate import build_component  # noqa: E402
+from hwgen.flow.report import DoesNotFitError, synthesize  # noqa: E402
+from sw_model.registry import PRESETS  # noqa: E402
 
 DEPTH = 1
 ICE40_FALLBACK_PART = "hx8k"

@@ -2,7 +2,7 @@
 
     python benchmarks/results_page.py [--targets ecp5,ice40,xc7] [--presets NAME,...] [-j 2] [--out docs/results]
 
-Each (preset, target) is synthesized with `hwgen.report.synthesize` (DSPs allowed; the scan harness where the
+Each (preset, target) is synthesized with `hwgen.flow.report.synthesize` (DSPs allowed; the scan harness where the
 ports exceed the package's pins). Results are cached in build/results_cache by a hash of the design's Verilog,
 target and tool versions, so a rerun only synthesizes what changed. A point that does not fit or fails is a row
 saying so, never a silent gap. Writes docs/results/index.md, results.json and PNG plots (LUTs and Fmax per unit,
@@ -26,9 +26,9 @@ CACHE = ROOT / "build" / "results_cache"
 def _point(preset: str, target: str, timeout: float) -> dict:
     from amaranth.back import verilog
 
-    from hwgen.generate import build_component
-    from hwgen.report import synthesize
-    from sw_model.configs import PRESETS
+    from hwgen.flow.generate import build_component
+    from hwgen.flow.report import synthesize
+    from sw_model.registry import PRESETS
     config = PRESETS[preset]
     component = build_component(config)
     text = verilog.convert(build_component(config), name="top", emit_src=False)
@@ -121,7 +121,7 @@ def _plots(rows: list[dict], out: Path) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from sw_model.configs import PRESETS
+    from sw_model.registry import PRESETS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--targets", default="ecp5,ice40,xc7")
     p.add_argument("--presets", help="comma-separated presets (default: all)")

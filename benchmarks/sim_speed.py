@@ -16,11 +16,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "rtl_tests"))
 
-from bulk import run_bulk  # noqa: E402
-from harness import build, design, run_vectors  # noqa: E402
-
-from sw_model import lmul as golden  # noqa: E402
-from sw_model.lmul_config import LMulConfig, LMulDotConfig  # noqa: E402
+from hwgen.sim.bulk import run_bulk  # noqa: E402
+from hwgen.sim.harness import build, design, run_vectors  # noqa: E402
+from sw_model.lmul import golden  # noqa: E402
+from sw_model.lmul.config import LMulConfig, LMulDotConfig  # noqa: E402
 
 
 def main(argv=None):

@@ -2,7 +2,7 @@
 
 1. Cycles versus input spike rate on the RTL core (snn-core-64x8, Verilator, no gaps, no backpressure): each rate
    is a CLEAR plus `--steps` timesteps of random input spikes (every axon spikes with probability `rate`); cycles
-   are measured from the input handshakes and compared with the cycle model (`sw_model.snn.stream_model`).
+   are measured from the input handshakes and compared with the cycle model (`sw_model.snn.golden.stream_model`).
 2. The digits MLP (64-32-10, numpy, seed 0) converted to a rate-coded SNN: golden-model accuracy on all 360 test
    images at several T; a test subset on two RTL cores (layer by layer), bit-exact with the golden model, with
    spike counts and cycles.
@@ -24,11 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "rtl_tests"))
 
-from harness import run_vectors  # noqa: E402
-
-from sw_model import snn  # noqa: E402
-from sw_model import snn_convert as conv  # noqa: E402
-from sw_model.configs import PRESETS  # noqa: E402
+from hwgen.sim.harness import run_vectors  # noqa: E402
+from sw_model.networks import digits_snn as conv  # noqa: E402
+from sw_model.registry import PRESETS  # noqa: E402
+from sw_model.snn import golden as snn  # noqa: E402
 
 # pJ per operation at 45 nm (the figures of issue 6)
 PJ = {"int8_add": 0.03, "int32_add": 0.1, "int8_mul": 0.2, "int32_mul": 3.1, "fp16_add": 0.4, "fp16_mul": 1.1,

@@ -1,7 +1,7 @@
 """Resources and Fmax of spiking cores (Yosys stat + nextpnr) -> docs/results/snn_resources.{json,md}.
 
 Run: `python benchmarks/snn_resources.py` (about 5-10 minutes on 2 cores with warm YoWASP caches).
-Every unit port sits on a registered pin (hwgen.report.registered_harness): the iCE40 UP5K SG48 has only 39 I/O,
+Every unit port sits on a registered pin (hwgen.flow.report.registered_harness): the iCE40 UP5K SG48 has only 39 I/O,
 so it gets a 1-lane core with 4-bit weights; the bigger cores are reported on ECP5-25F and xc7 (synthesis only).
 """
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hwgen.report import format_report, synthesize  # noqa: E402
-from hwgen.snn_core import SNNCore  # noqa: E402
-from hwgen.snn_sdsa import SDSA  # noqa: E402
-from sw_model.configs import PRESETS  # noqa: E402
-from sw_model.snn_config import SNNCoreConfig  # noqa: E402
+from hwgen.flow.report import format_report, synthesize  # noqa: E402
+from hwgen.snn.core import SNNCore  # noqa: E402
+from hwgen.snn.sdsa import SDSA  # noqa: E402
+from sw_model.registry import PRESETS  # noqa: E402
+from sw_model.snn.config import SNNCoreConfig  # noqa: E402
 
 DIGITS_L1 = SNNCoreConfig(neurons=32, lanes=8, axons=65, weight_bits=8, state_bits=16, threshold=523, addr_bits=7)
 TINY = SNNCoreConfig(neurons=16, lanes=1, axons=16, weight_bits=4, state_bits=8, threshold=40, leak="shift",
@@ -56,7 +56,7 @@ def main(argv=None):
     (out / "snn_resources.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     md = ["# Spiking core resources", "",
           "Measured with `python benchmarks/snn_resources.py` (Yosys `synth_<family>` + `stat`, nextpnr for Fmax; "
-          "every port registered by `hwgen.report.registered_harness`). Weight and state memories map to block "
+          "every port registered by `hwgen.flow.report.registered_harness`). Weight and state memories map to block "
           "RAM (BRAM column) where Yosys infers it.", "",
           "| name | model | neurons | lanes | axons | w bits | v bits |", "|---|---|---:|---:|---:|---:|---:|"]
     for name, cfg, _ in JOBS:

@@ -6,8 +6,8 @@ dense-equivalent multiply-adds the GEMV stands for (rows * K, x2 lanes when pack
 by the sparse mux count as done work; useful MACs are the multiplies by kept weights (rows * K * N/M, x2 when
 packed), i.e. useful MACs/cycle/DSP is the DSP utilization; DSP slot use = stage-slots the beats fill /
 (cycles * stages). Grouped presets (groups > 1) put R = config.rows(mode) rows into every beat.
-Resources: `hwgen.report.synthesize` on the registered harness (xc7 and ECP5, synthesis only: the beat is wider
-than any package's pins), the xc7 DSP cascade check of `hwgen.sparse_synth`, and nextpnr-ecp5 Fmax of a
+Resources: `hwgen.flow.report.synthesize` on the registered harness (xc7 and ECP5, synthesis only: the beat is wider
+than any package's pins), the xc7 DSP cascade check of `hwgen.flow.sparse_synth`, and nextpnr-ecp5 Fmax of a
 2-stage chain whose ports fit the CABGA256 pins.
 
     python benchmarks/sparse_bench.py [--rows 32] [--k 512] [--presets sparse-chain-8,...] [--out docs/results]
@@ -28,18 +28,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "rtl_tests"))
 
-import sw_model.configs  # noqa: E402,F401  (registers every family before sparse_config: import-order safe)
-from harness import design, run_vectors  # noqa: E402
-
-from hwgen.report import synthesize  # noqa: E402
-from hwgen.sparse_chain import SparseChain  # noqa: E402
-from hwgen.sparse_synth import synth_chain  # noqa: E402
-from sw_model import sparse as sp  # noqa: E402
-from sw_model.configs import load_config  # noqa: E402
-from sw_model.sparse_config import SparseChainConfig  # noqa: E402
-from sw_model import sparse_group as sg  # noqa: E402
-from sw_model.sparse_group import pack_rows  # noqa: E402
-from sw_model.sparse_workload import expected, random_acts, random_row  # noqa: E402
+from hwgen.flow.report import synthesize  # noqa: E402
+from hwgen.flow.sparse_synth import synth_chain  # noqa: E402
+from hwgen.sim.harness import design, run_vectors  # noqa: E402
+from hwgen.sparse.chain import SparseChain  # noqa: E402
+from sw_model.registry import load_config  # noqa: E402
+from sw_model.sparse import golden as sp  # noqa: E402
+from sw_model.sparse import group as sg  # noqa: E402
+from sw_model.sparse.config import SparseChainConfig  # noqa: E402
+from sw_model.sparse.group import pack_rows  # noqa: E402
+from sw_model.sparse.workload import expected, random_acts, random_row  # noqa: E402
 
 PRESETS = ["sparse-chain-8", "sparse-chain-16", "sparse-chain-8-int4", "sparse-chain-8-packed",
            "sparse-chain-8-packed-lane16", "sparse-chain-8-g2", "sparse-chain-16-g2", "sparse-chain-16-g4",

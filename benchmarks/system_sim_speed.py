@@ -20,15 +20,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "rtl_tests"))
 
-from bulk import compile_testbench, run_bulk  # noqa: E402
-from harness import BUILD, design, run_bench  # noqa: E402
-
-from hwgen.run_network import _digits_mlp  # noqa: E402
-from hwgen.system_backend import SystemBackend  # noqa: E402
-from sw_model.configs import PRESETS  # noqa: E402
-from sw_model.formats import encode  # noqa: E402
-from sw_model.network import compile_lmul, dot_beats  # noqa: E402
-from sw_model.system import GoldenSystem, Program, program_cycles  # noqa: E402
+from hwgen.cache import build_root
+from hwgen.host.run_mlp import _digits_mlp  # noqa: E402
+from hwgen.host.system_backend import SystemBackend  # noqa: E402
+from hwgen.sim.bulk import compile_testbench, run_bulk  # noqa: E402
+from hwgen.sim.harness import design, run_bench  # noqa: E402
+from sw_model.host.network import compile_lmul, dot_beats  # noqa: E402
+from sw_model.numerics.formats import encode  # noqa: E402
+from sw_model.registry import PRESETS  # noqa: E402
+from sw_model.system.golden import GoldenSystem, Program, program_cycles  # noqa: E402
 
 SYSTEM, NAME = "system-default", "system_default"
 
@@ -106,12 +106,13 @@ endmodule
 def minimal_stream(verilog, manifest, program) -> float:
     """Cycles/s over the whole process."""
     import subprocess
-    from bulk import _bucket, load_binary, write_binary
+
+    from hwgen.sim.bulk import _bucket, load_binary, write_binary
     w = manifest["system"]["host_width"]
     tb = STREAM_TB.format(w=w, top=manifest["top"], depth=_bucket(len(program.words)),
                           load_in=load_binary("in_mem", "in_file", "n_in", w))
     binary = compile_testbench(tb, "hwgen_stream_tb", verilog, "verilator", "stream")
-    job = BUILD / "jobs" / f"stream-{uuid.uuid4().hex[:8]}"
+    job = build_root() / "jobs" / f"stream-{uuid.uuid4().hex[:8]}"
     job.mkdir(parents=True)
     write_binary(job / "in.bin", program.words, w)
     t0 = time.time()
@@ -136,13 +137,13 @@ def free_running(verilog, manifest, cycles: int) -> float:
 
 
 def per_cycle_driver(verilog, manifest, program) -> tuple[float, list[int], int]:
-    job = BUILD / "jobs" / f"systb-{uuid.uuid4().hex[:8]}"
+    job = build_root() / "jobs" / f"systb-{uuid.uuid4().hex[:8]}"
     job.mkdir(parents=True)
     spec = {"manifest": str(verilog.with_suffix(".json")), "words": [format(w, "x") for w in program.words],
             "n_reply": program.reply_words(), "result": str(job / "result.json")}
     (job / "job.json").write_text(json.dumps(spec))
     t0 = time.time()
-    run_bench(verilog, manifest, "system_tb", {"HWGEN_JOB": job / "job.json"})
+    run_bench(verilog, manifest, "hwgen.sim.system_tb", {"HWGEN_JOB": job / "job.json"})
     seconds = time.time() - t0
     res = json.loads((job / "result.json").read_text())
     return res["cycles"] / seconds, [int(r, 16) for r in res["replies"]], res["cycles"]
@@ -238,7 +239,7 @@ def main(argv=None):
               "and reported bulk at 0.07-0.29 of it). "
               "The bulk testbench drives the host port from a memory loaded with `$fread` (binary; the text "
               "`$readmemh` of a long program used to take longer than simulating it) with clocked logic only. The "
-              "per-cycle driver is the cocotb bench (`rtl_tests/system_tb.py`), Python on every clock edge."]
+              "per-cycle driver is the cocotb bench (`hwgen/sim/system_tb.py`), Python on every clock edge."]
     (out / "system_sim_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0 if cocotb_exact else 1

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent        # a checkout: tests/ and rtl_tests/ sit next to hwgen/
 
 
 def _fail(message: str) -> int:
@@ -15,8 +15,8 @@ def _fail(message: str) -> int:
 
 
 def cmd_generate(args) -> int:
-    from .generate import write_design
-    from .lint import lint
+    from hwgen.flow.generate import write_design
+    from hwgen.flow.lint import lint
     v_path, j_path = write_design(args.config, args.output, name=args.name)
     print(f"wrote {v_path} and {j_path}")
     if args.lint:
@@ -31,8 +31,9 @@ def cmd_generate(args) -> int:
 
 def cmd_lint(args) -> int:
     import tempfile
-    from .generate import write_design
-    from .lint import lint
+
+    from hwgen.flow.generate import write_design
+    from hwgen.flow.lint import lint
     with tempfile.TemporaryDirectory() as tmp:
         v_path, _ = write_design(args.config, tmp)
         problems = lint(v_path)
@@ -59,7 +60,7 @@ def cmd_test(args) -> int:
 
 
 def cmd_formats(args) -> int:
-    from sw_model.formats import format_table
+    from sw_model.numerics.formats import format_table
     rows = format_table(args.names or None)
     cols = ["name", "bits", "exp_bits", "man_bits", "bias", "max", "min_normal", "min_subnormal", "special"]
     cells = [[("" if r.get(c) is None else f"{r[c]:.6g}" if isinstance(r.get(c), float) else str(r[c])) for c in cols]
@@ -72,7 +73,8 @@ def cmd_formats(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from sw_model.configs import PRESETS, config_to_dict
+    from sw_model.config import config_to_dict
+    from sw_model.registry import PRESETS
     for name, cfg in PRESETS.items():
         d = config_to_dict(cfg)
         print(f"{name:24s} " + " ".join(f"{k}={v}" for k, v in d.items()))
@@ -80,9 +82,9 @@ def cmd_presets(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from sw_model.configs import load_config
-    from .generate import build_component
-    from .report import format_report, synthesize
+    from hwgen.flow.generate import build_component
+    from hwgen.flow.report import format_report, synthesize
+    from sw_model.registry import load_config
     name, config = load_config(args.config)
     results = []
     for target in args.target:
@@ -101,7 +103,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import load_spec, plot_pareto, run_sweep, summary_markdown
+    from hwgen.flow.sweep import load_spec, plot_pareto, run_sweep, summary_markdown
     out = Path(args.output)
     records = run_sweep(args.spec, out, jobs=args.jobs, scheduler=args.scheduler)
     spec = load_spec(args.spec)
@@ -121,9 +123,9 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .run_network import print_summary, run_network
+    from hwgen.host.run_network import print_summary, run_network
     if args.network == "minilm-layer":
-        from .run_minilm import print_summary
+        from hwgen.host.run_minilm import print_summary
     summary = run_network(args.network, args.config, args.backend, args.rtl_layers, args.limit, args.sim,
                           out=Path(args.output), system=args.system, rtl_samples=args.rtl_samples)
     print_summary(summary)
@@ -132,7 +134,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from .build import build
+    from hwgen.flow.build import build
     r = build(args.board, args.config, args.output, seed=args.seed)
     b, br = r["board"], r["bridge"]
     print(f"{b['name']} ({b['part']}): bridge {br['baud']} baud (divisor {br['divisor']}), "
@@ -151,7 +153,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from hwgen.demo import run_demo
     return run_demo(Path(args.output), sim=args.sim, rtl_samples=args.rtl_samples)
 
 
@@ -208,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="run a grid of configs (generate, synthesize, simulate) and plot the Pareto front",
                         description="Runs every point of a sweep spec (TOML: unit, [base], [grid], [run]) in "
                         "parallel, one JSON record per point; an interrupted sweep resumes without redoing "
-                        "finished points. See hwgen/sweep.py for the spec format.")
+                        "finished points. See hwgen/flow/sweep.py for the spec format.")
     sw.add_argument("spec", help="sweep spec TOML file (e.g. docs/examples/sweep_lmul.toml)")
     sw.add_argument("-o", "--output", default="out/sweep", help="output directory (default: out/sweep)")
     sw.add_argument("-j", "--jobs", type=int, default=2, help="local worker processes (default: 2)")

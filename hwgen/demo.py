@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sw_model import lmul as golden
-from sw_model.configs import PRESETS
-from sw_model.formats import decode
-
-from .generate import write_design
-from .lint import lint
+from hwgen.flow.generate import write_design
+from hwgen.flow.lint import lint
+from hwgen.host.run_network import print_summary, run_network
+from sw_model.lmul import golden
+from sw_model.numerics.formats import decode
+from sw_model.registry import PRESETS
 
 SYSTEM = "system-default"
 
@@ -28,7 +28,6 @@ def _step(text):
 
 
 def run_demo(out_dir: Path, sim: str = "verilator", rtl_samples: int = 96) -> int:
-    from .run_network import print_summary, run_network
     t0 = time.time()
     summary = {"simulator": sim, "system": SYSTEM, "steps": []}
     v_path, j_path = write_design(SYSTEM, out_dir)

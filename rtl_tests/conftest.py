@@ -1,10 +1,5 @@
 """pytest options for the RTL benches: --sim verilator|icarus, --waves."""
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def pytest_addoption(parser):

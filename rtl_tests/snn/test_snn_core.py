@@ -1,0 +1,118 @@
+"""Spiking core on RTL: bit-exact against sw_model.snn.golden over many timesteps (weight loading, silent steps, bursts,
+every neuron firing, saturation both ways, refractory edges, CLEAR, out-of-range addresses, random activity) under
+random gaps and backpressure, and the event-driven cycle model (cycles per input beat) without stalls."""
+import numpy as np
+import pytest
+
+from hwgen.sim.harness import run_vectors
+from sw_model.snn import golden as snn
+from sw_model.snn.config import SNNCoreConfig
+
+pytestmark = pytest.mark.rtl
+
+CONFIGS = [
+    # the smallest legal core: one neuron, one axon, 2-bit weights, 4-bit state
+    SNNCoreConfig(neurons=1, lanes=1, axons=1, weight_bits=2, state_bits=4, threshold=1, addr_bits=1, time_bits=4),
+    # odd sizes: 10 neurons in 4 lanes (3 groups, last one half full), 5 axons, wrap-around state, '>' compare
+    SNNCoreConfig(neurons=10, lanes=4, axons=5, weight_bits=6, state_bits=10, threshold=40, compare="gt",
+                  reset="soft", leak="shift", leak_shift=2, refractory=2, saturate=False, addr_bits=3, time_bits=5),
+    # hard reset, shift leak, refractory 2 (the snn-core-lif-16x4 preset)
+    SNNCoreConfig(neurons=16, lanes=4, axons=16, weight_bits=6, state_bits=12, threshold=100, leak="shift",
+                  leak_shift=3, reset="hard", refractory=2, addr_bits=6),
+    # Loihi-style multiplicative decay, 12 neurons in 3 lanes, refractory 1, saturating
+    SNNCoreConfig(neurons=12, lanes=3, axons=7, weight_bits=5, state_bits=9, threshold=60, leak="mult", decay=700,
+                  reset="hard", refractory=1, addr_bits=4),
+    # Loihi/Lava CUBA: current and voltage decay, input << 2, 12-bit state (u wraps, a and v saturate), '>'
+    SNNCoreConfig(neurons=6, lanes=2, axons=3, weight_bits=6, state_bits=12, threshold=300, compare="gt",
+                  reset="hard", model="cuba", leak="mult", decay=600, du=1500, input_shift=2, addr_bits=2),
+]
+
+
+def ids(cfg):
+    return (f"{cfg.model}-n{cfg.neurons}x{cfg.lanes}-a{cfg.axons}-{cfg.leak}-{cfg.reset}-{cfg.compare}"
+            f"-r{cfg.refractory}-{'sat' if cfg.saturate else 'wrap'}")
+
+
+def scenario(cfg: SNNCoreConfig, seed: int, burst: int | None = None, rates=(0.05, 0.3, 1.0), tail: int = 3) -> dict:
+    """Input beats: load weights (axon 0 all +max, axon 1 all -max), then segments of timesteps: silent, a
+    positive burst (every neuron fires, the state saturates/wraps, refractory edges), a negative burst, random
+    activity at several rates, out-of-range SPIKE/WRITE beats, a CLEAR, and more random activity. `burst` caps the
+    events per burst timestep (default: enough to saturate), `tail` scales the last random segment."""
+    rng = np.random.default_rng(seed)
+    lo, hi = cfg.weight_range
+    w = rng.integers(lo, hi + 1, size=(cfg.axons, cfg.neurons))
+    w[0] = hi
+    if cfg.axons > 1:
+        w[1] = lo
+    sat_events = burst or (1 << (cfg.state_bits - 1)) // max(1, hi) + 3     # enough to reach the rails
+    parts = [snn.weight_beats(cfg, w)]
+
+    def steps(per_step):
+        ev = [(a, t) for t, axons in enumerate(per_step) for a in axons]
+        parts.append(snn.event_beats(cfg, np.array(ev, dtype=np.int64).reshape(-1, 2), len(per_step)))
+
+    steps([[]] * 3)                                                   # silent
+    steps([[0] * sat_events] * 4 + [[0]] * 4 + [[]] * 3)              # burst: all fire, saturate, refractory
+    steps([[min(1, cfg.axons - 1)] * sat_events] * 2 + [[]] * 2)      # negative burst
+    for rate in rates:
+        steps([rng.permutation(cfg.axons)[:rng.binomial(cfg.axons, rate)].tolist() for _ in range(6)])
+    bad = 1 << cfg.addr_bits
+    if bad > cfg.axons:                                               # out-of-range addresses, if representable
+        parts.append(snn.beats(cfg, [snn.Op.SPIKE, snn.Op.WRITE], [bad - 1, rng.integers(cfg.axons, bad)]))
+    if (1 << max(1, (cfg.groups - 1).bit_length())) > cfg.groups:     # a group past the last one
+        parts.append(snn.beats(cfg, [snn.Op.WRITE], [0], [cfg.groups]))
+    parts.append(snn.beats(cfg, [snn.Op.CLEAR]))
+    steps([rng.integers(0, cfg.axons, rng.integers(0, tail * cfg.axons)).tolist() for _ in range(8)])
+    return snn.concat(*parts)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=ids)
+def test_snn_core_bit_exact(cfg, sim_opts):
+    inp = scenario(cfg, seed=cfg.neurons)
+    out, _, _ = snn.stream_model(cfg, inp)
+    assert (out["kind"] == snn.Out.SPIKE).sum() > 20 and (out["kind"] == snn.Out.TICK).sum() > 40
+    res = run_vectors(cfg, inp, out, gap=0.3, backpressure=0.3, seed=11, **sim_opts)
+    assert res["n_out"] == len(out["kind"]) and not res["mismatches"] and not res["extra_output"]
+
+
+@pytest.mark.parametrize("cfg", [CONFIGS[1], CONFIGS[4]], ids=ids)
+def test_snn_core_cycle_model(cfg, sim_opts):
+    """Without gaps or backpressure, input beat k is accepted exactly cost[k] cycles after beat k-1."""
+    inp = scenario(cfg, seed=5)
+    out, cost, _ = snn.stream_model(cfg, inp)
+    res = run_vectors(cfg, inp, out, gap=0.0, backpressure=0.0, **sim_opts)
+    assert not res["mismatches"]
+    gaps = np.diff(res["in_cycles"])
+    bad = np.nonzero(gaps != cost[1:])[0]
+    assert not len(bad), f"beats {bad[:5] + 1}: cycles {gaps[bad[:5]]}, model {cost[1:][bad[:5]]}"
+
+
+def test_snn_core_out_of_range_is_reported_and_ignored(sim_opts):
+    """Out-of-range SPIKE and WRITE beats each produce one ERROR beat with the address and change nothing."""
+    cfg = CONFIGS[1]
+    w = np.full((cfg.axons, cfg.neurons), 20)
+    good = snn.concat(snn.weight_beats(cfg, w), snn.event_beats(cfg, [[2, 0], [2, 0], [2, 1]], 2))
+    bad = snn.beats(cfg, [snn.Op.SPIKE, snn.Op.WRITE, snn.Op.WRITE], [5, 7, 0], [0, 0, 3],
+                    np.full((3, cfg.lanes), 31))
+    inp = snn.concat(good, bad, snn.event_beats(cfg, [[2, 0]], 1))
+    out, _, _ = snn.stream_model(cfg, inp)
+    errors = out["kind"] == snn.Out.ERROR
+    assert out["addr"][errors].tolist() == [5, 7, 0]
+    ref, _, _ = snn.stream_model(cfg, snn.concat(good, snn.event_beats(cfg, [[2, 0]], 1)))
+    assert np.array_equal(ref["addr"], out["addr"][~errors])           # the bad beats changed nothing
+    res = run_vectors(cfg, inp, out, gap=0.3, backpressure=0.3, seed=2, **sim_opts)
+    assert not res["mismatches"] and res["n_out"] == len(out["kind"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["snn-core-64x8", "snn-core-256", "snn-core-cuba-32x4"])
+def test_snn_core_presets(preset, sim_opts):
+    """The named presets (bigger builds: slow), a lighter scenario (bursts of 24 events: a 24-bit state would need
+    66 k events to saturate; the generic bench's timeout allows ~8 cycles per beat, a spike event costs G)."""
+    from sw_model.registry import PRESETS
+    cfg = PRESETS[preset]
+    inp = scenario(cfg, seed=1, burst=24, rates=(0.05, 0.3), tail=1)
+    out, cost, _ = snn.stream_model(cfg, inp)
+    assert cost.sum() < 4 * (len(inp["op"]) + len(out["kind"])), "scenario too long for the bench's timeout"
+    res = run_vectors(cfg, inp, out, gap=0.3, backpressure=0.3, seed=3, **sim_opts)
+    assert res["n_out"] == len(out["kind"]) and not res["mismatches"]

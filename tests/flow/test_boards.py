@@ -1,0 +1,154 @@
+"""Board files, the board top, and `hwgen build` (bitstreams in the slow tests)."""
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hwgen import cli
+from hwgen.flow.boards import BoardError, board_from_dict, board_names, check_platform, load_board
+from hwgen.flow.boards import BOARDS_DIR
+from hwgen.flow.build import BoardTop, _lattice_build, build
+from hwgen.flow.generate import build_component
+from hwgen.flow.report import DoesNotFitError
+from hwgen.system.bridge import BridgedUnit
+from sw_model.registry import PRESETS, load_config
+
+BOARDS = ["arty-a7-35t", "icebreaker", "ulx3s-85f"]
+
+
+def test_board_files_agree_with_amaranth_boards():
+    assert board_names() == BOARDS
+    for name in BOARDS:
+        board = load_board(name)
+        assert board.name == name
+        assert check_platform(board) == [], name
+
+
+def test_board_lookup_by_alias_and_bad_names():
+    assert load_board("ulx3s_85f").part == "LFE5U-85F"
+    with pytest.raises(BoardError, match=r"board: got 'nope', allowed: arty-a7-35t, icebreaker, ulx3s-85f"):
+        load_board("nope")
+    with pytest.raises(BoardError, match=r"board: file 'missing.toml' does not exist"):
+        load_board("missing.toml")
+
+
+def _icebreaker_dict():
+    import tomllib
+    return tomllib.loads((BOARDS_DIR / "icebreaker.toml").read_text())
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"family": "gowin"}, r"family: got 'gowin', allowed: ice40, ecp5, xc7"),
+    ({"bitstream": "bit"}, r"bitstream: got 'bit', allowed for ice40: 'bin'"),
+    ({"colour": "red"}, r"unknown keys \['colour'\]"),
+    ({"part": 5}, r"part: got 5, allowed: a str"),
+    ({"platform": "amaranth_boards.icebreaker"},
+     r"platform: got 'amaranth_boards.icebreaker', allowed: 'module:Class'"),
+    ({"capacity": {"lut": -1}}, r"capacity: bad entries \['lut'\]"),
+])
+def test_bad_board_files(change, message):
+    d = _icebreaker_dict()
+    d.update(change)
+    with pytest.raises(BoardError, match=message):
+        board_from_dict(d, "x.toml")
+
+
+def test_check_platform_reports_disagreement():
+    d = _icebreaker_dict()
+    d["uart"] = dict(d["uart"], tx="10")
+    d["clock"] = dict(d["clock"], hz=48_000_000)
+    problems = check_platform(board_from_dict(d, "x.toml"))
+    assert problems == ["clock hz: board file 48000000, platform 12000000.0",
+                        "uart tx: board file '10', platform '9'"]
+
+
+@pytest.mark.parametrize("name,constraint", [
+    ("icebreaker", ("top.pcf", [r"set_io uart_0__rx__io 6", r"set_io uart_0__tx__io 9"])),
+    ("ulx3s-85f", ("top.lpf", [r'LOCATE COMP "uart_0__rx__io" SITE "M1"', r'LOCATE COMP "uart_0__tx__io" SITE "L4"'])),
+])
+def test_board_top_puts_the_bridge_on_the_uart_pins(name, constraint):
+    board = load_board(name)
+    _, config = load_config("lmul-e4m3")
+    top = BoardTop(board, BridgedUnit(build_component(config), divisor=104, timeout=104_000))
+    plan = board.make_platform().prepare(top, name="top")
+    text = plan.files[constraint[0]]
+    text = text if isinstance(text, str) else text.decode()
+    for pattern in constraint[1]:
+        assert re.search(pattern, text), (pattern, text)
+
+
+def test_not_fitting_design_names_the_resource(tmp_path):
+    """The error path with a stand-in toolchain that fails like nextpnr-ice40 does on too many DSPs."""
+    board = load_board("icebreaker")
+    (tmp_path / "build_top.sh").write_text(textwrap.dedent("""\
+        cat > top.tim <<'EOF'
+        Info: Device utilisation:
+        Info: 	         ICESTORM_LC:   812/ 5280    15%
+        Info: 	        ICESTORM_DSP:    16/    8   200%
+        ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_DSP'
+        EOF
+        exit 1
+        """))
+    with pytest.raises(DoesNotFitError, match=r"design does not fit ice40 iCE40UP5K SG48: needs 16 ICESTORM_DSP "
+                                              r"but the part has 8 \(board icebreaker\)") as info:
+        _lattice_build(board, tmp_path, timeout=30)
+    assert (info.value.resource, info.value.used, info.value.available) == ("ICESTORM_DSP", 16, 8)
+
+
+def test_cli_build_bad_board_and_config(capsys):
+    assert cli.main(["build", "nope", "--config", "lmul-e4m3"]) == 2
+    assert "hwgen: error: board: got 'nope', allowed: arty-a7-35t, icebreaker, ulx3s-85f" in capsys.readouterr().err
+    assert cli.main(["build", "icebreaker", "--config", "nope"]) == 2
+    assert "hwgen: error: config: got 'nope', allowed: a TOML file or a preset" in capsys.readouterr().err
+
+
+def test_xc7_resources_only(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["build", "arty-a7-35t", "--config", "lmul-e4m3", "-o", str(out)]) == 0
+    assert "no bitstream (resources only: no open xc7 bitstream flow)" in capsys.readouterr().out
+    record = json.loads((out / "lmul-e4m3-arty-a7-35t.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["lmul-e4m3-arty-a7-35t.json"]
+    res = record["resources"]
+    # The L-Mul E4M3 unit alone is ~29 LUTs on xc7; the UART, bridge and heartbeat add the rest.
+    assert 60 < res["lut"] < 1000 and 40 < res["ff"] < 1000 and res["dsp"] == 0 and res["bram"] == 0
+    assert record["bridge"] == {"protocol": 1, "baud": 115200, "divisor": 868, "baud_actual": pytest.approx(1e8 / 868),
+                                "timeout_cycles": 868_000, "timeout_ms": pytest.approx(8.68), "in_bytes": 2,
+                                "out_bytes": 1, "ident": int(record["manifest"]["config_hash"][:8], 16)}
+    assert record["manifest"]["streams"][0]["fields"][1] == {"name": "b", "offset": 8, "width": 8, "signed": False}
+
+
+def _check_bitstream(board, out, record):
+    data = Path(record["bitstream"]).read_bytes()
+    if board == "icebreaker":
+        assert data[4:8] == bytes.fromhex("7eaa997e")          # iCE40 sync word
+    else:
+        assert b"LFE5U-85F" in data[:64] and bytes.fromhex("41113043") in data[:128]   # ECP5-85F IDCODE
+    assert record["fmax_mhz"] >= record["board"]["clock_hz"] / 1e6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board,suffix", [("icebreaker", "bin"), ("ulx3s-85f", "bit")])
+def test_bitstream(board, suffix, tmp_path):
+    out = tmp_path / "out"
+    assert cli.main(["build", board, "--config", "lmul-e4m3", "-o", str(out)]) == 0
+    record = json.loads((out / f"lmul-e4m3-{board}.json").read_text())
+    assert record["bitstream"] == str(out / f"lmul-e4m3-{board}.{suffix}")
+    _check_bitstream(board, out, record)
+
+
+@pytest.mark.slow
+def test_too_many_dsps_on_icebreaker(tmp_path):
+    if "sparse-chain-16" not in PRESETS:
+        pytest.skip("the sparse-chain family is not in this tree")
+    with pytest.raises(DoesNotFitError, match=r"needs 16 ICESTORM_DSP but the part has 8 \(board icebreaker\)"):
+        build("icebreaker", "sparse-chain-16", tmp_path / "out", log=lambda *a: None)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_lmuldot16_does_not_fit_icebreaker(tmp_path):
+    with pytest.raises(DoesNotFitError, match=r"design does not fit ice40 iCE40UP5K SG48: needs \d+ ICESTORM_LC but "
+                                              r"the part has 5280 \(board icebreaker\)"):
+        build("icebreaker", "lmuldot-e4m3x16", tmp_path / "out", log=lambda *a: None)
