@@ -1,0 +1,39 @@
+"""Reduction trees, written once: adjacent pairs per level, an odd last value passes up unchanged.
+
+`pair_level` is one level (for trees cut into pipeline stages, e.g. the L-Mul dot product's float adder tree);
+`reduce_tree` applies levels until one value remains (combinational; depth ceil(log2 n)). `adder_tree` and
+`max_tree` are the two trees the units use. The operand order (x[0] op x[1], ...) is fixed because the golden
+models fix it (a float adder tree is not associative)."""
+from __future__ import annotations
+
+from amaranth.hdl import Mux
+
+
+def pair_level(values: list, op) -> list:
+    """[op(v0, v1), op(v2, v3), ...] plus the last value when the count is odd."""
+    values = list(values)
+    out = [op(values[j], values[j + 1]) for j in range(0, len(values) - 1, 2)]
+    return out + ([values[-1]] if len(values) % 2 else [])
+
+
+def reduce_tree(values: list, op):
+    """The pairwise tree of `op` over `values` (at least one)."""
+    values = list(values)
+    if not values:
+        raise ValueError("reduce_tree: got no values, allowed: at least one")
+    while len(values) > 1:
+        values = pair_level(values, op)
+    return values[0]
+
+
+def maximum(a, b):
+    """The larger of two values (b on a tie, where both are equal anyway)."""
+    return Mux(a > b, a, b)
+
+
+def adder_tree(values: list):
+    return reduce_tree(values, lambda a, b: a + b)
+
+
+def max_tree(values: list):
+    return reduce_tree(values, maximum)
