@@ -1,4 +1,4 @@
-"""The `hwgen` command line: generate, lint, test, report, formats, presets, demo."""
+"""The `hwgen` command line: generate, lint, test, report, formats, presets, run, build, sweep, demo, cache."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,10 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent        # a checkout: tests/ and rtl_tests/ sit next to hwgen/
+from hwgen.cache import build_root, cache_size, clear_cache, set_build_root
+from hwgen.sim.harness import check_simulator
+
+ROOT = Path(__file__).resolve().parent.parent        # in a checkout, tests/ and rtl_tests/ sit next to hwgen/
 
 
 def _fail(message: str) -> int:
@@ -45,7 +48,11 @@ def cmd_lint(args) -> int:
 
 def cmd_test(args) -> int:
     import pytest
-    argv = ["-q", "-p", "no:cacheprovider"]
+    if not (ROOT / "tests").is_dir() or not (ROOT / "rtl_tests").is_dir():
+        return _fail(f"hwgen test runs the regression of a source checkout, and {ROOT} has no tests/ and "
+                     "rtl_tests/: clone the repository and run `pip install -e '.[dev]' && hwgen test` there")
+    check_simulator(args.sim)           # one clear line, not a traceback per bench
+    argv = ["-q", "-p", "no:cacheprovider", "-o", "console_output_style=count"]
     argv += [str(ROOT / "tests"), str(ROOT / "rtl_tests")] if not args.rtl_only else [str(ROOT / "rtl_tests")]
     argv += ["--sim", args.sim, "-n", str(args.jobs)]
     if args.waves:
@@ -152,6 +159,19 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    root = build_root()
+    if args.clear:
+        size, files = cache_size(root)
+        clear_cache(root)
+        print(f"cleared {root}: {files} files, {size / 1e6:.1f} MB")
+        return 0
+    size, files = cache_size(root)
+    print(f"{root}: {files} files, {size / 1e6:.1f} MB (generated designs, simulator builds, synthesis and board "
+          "work folders, trained models; `hwgen cache --clear` empties it)")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from hwgen.demo import run_demo
     return run_demo(Path(args.output), sim=args.sim, rtl_samples=args.rtl_samples)
@@ -160,6 +180,8 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwgen", description="Generate, verify and measure efficient-DNN "
                                 "arithmetic units (Amaranth -> Verilog, cocotb benches, Yosys/nextpnr reports).")
+    p.add_argument("--build-dir", metavar="DIR", help="cache folder for generated designs, simulator builds and tool "
+                   "work folders (default: $XDG_CACHE_HOME/hwgen, i.e. ~/.cache/hwgen; see `hwgen cache`)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     g = sub.add_parser("generate", help="write DIR/<name>.v and DIR/<name>.json for a preset or TOML config",
@@ -182,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="simulator (default: verilator)")
     t.add_argument("--unit", action="append", help="only tests whose name matches (e.g. lmul, fmul, formats); "
                    "repeatable")
-    t.add_argument("--waves", action="store_true", help="dump waveforms into build/runs/")
+    t.add_argument("--waves", action="store_true", help="dump waveforms into the cache's runs/ folder (see `hwgen cache`)")
     t.add_argument("--slow", action="store_true", help="include tests marked slow")
     t.add_argument("--rtl-only", action="store_true", help="only the cocotb benches")
     t.add_argument("-j", "--jobs", type=int, default=2, help="parallel workers (default: 2)")
@@ -248,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
     bd.set_defaults(func=cmd_build)
 
+    c = sub.add_parser("cache", help="show (or clear) the build cache: location, size, file count",
+                       description="The cache holds what hwgen can rebuild: generated designs, Verilator/Icarus "
+                       "builds keyed by the Verilog's content hash, bulk testbenches, synthesis and board work "
+                       "folders, trained reference models. Default $XDG_CACHE_HOME/hwgen (~/.cache/hwgen); "
+                       "`hwgen --build-dir DIR ...` uses another folder.")
+    c.add_argument("--clear", action="store_true", help="delete everything in the cache")
+    c.set_defaults(func=cmd_cache)
+
     d = sub.add_parser("demo", help="the main job on the embedded default: generate, simulate, check, report",
                        description="Generates the default accelerator system (an L-Mul dot-product engine and a "
                        "sparse DSP chain behind one host port), runs the digits MLP (L-Mul) and the int8 digits MLP "
@@ -262,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_output_dir(path: str):
+    if Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f"-o/--output: got {path!r}, an existing file; allowed: a directory (created if missing)")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "target", None) is None and args.command == "report":
@@ -269,6 +304,10 @@ def main(argv=None) -> int:
     if args.command == "test" and args.pytest_args[:1] == ["--"]:
         args.pytest_args = args.pytest_args[1:]
     try:
+        if args.build_dir:
+            set_build_root(args.build_dir)
+        if getattr(args, "output", None):
+            _check_output_dir(args.output)
         return args.func(args)
     except ValueError as e:            # configuration and input errors: one line, no traceback
         return _fail(str(e))

@@ -12,7 +12,7 @@ itself; nextpnr does not time paths from or to the device pins.
 
 The YoWASP tools run inside a WASI sandbox that mounts its own ``/tmp``; they are therefore always
 started with ``cwd`` set to the work directory and given relative file names only. The default work
-directory is ``<project>/build/report/<name>-<target>[-<part>][-nodsp]``.
+directory is ``<cache>/report/<name>-<target>[-<part>][-nodsp]`` (``<cache>``: see :mod:`hwgen.cache`).
 
 Public API: :data:`TARGETS`, :func:`registered_harness`, :func:`synthesize`, :func:`format_report`,
 :class:`DoesNotFitError`.

@@ -1,8 +1,8 @@
 """The one place that builds generated designs in a simulator and runs cocotb benches on them.
 
-- `design(config)`: Verilog + manifest for a config, generated into build/designs/ once per (config, generator
+- `design(config)`: Verilog + manifest for a config, generated into <cache>/designs/ (hwgen.cache) once per (config, generator
   sources, Amaranth version), also across processes.
-- `build(...)`: compiles with Verilator (default) or Icarus into build/sim/<sim>-<top>-<hash of Verilog text and
+- `build(...)`: compiles with Verilator (default) or Icarus into <cache>/sim/<sim>-<top>-<hash of Verilog text and
   build arguments>, so an unchanged design is never recompiled; a lock file makes parallel workers wait for
   each other instead of racing; ccache is used when present.
 - `run_vectors(...)`: runs the generic stream bench (stream_tb.py) with input and expected arrays and returns

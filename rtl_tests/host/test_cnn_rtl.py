@@ -22,7 +22,7 @@ def test_digits_cnn_all_engine_layers_on_rtl(tmp_path, capsys):
     util = s["engine_utilization"]["sparse-chain-8"]
     assert util["beats_per_busy_cycle"] > 0.98 and 0.25 < util["busy_fraction"] < 0.9
     assert s["accuracy"] == s["float_accuracy"] == 1.0
-    assert "4/4 samples" in capsys.readouterr().out
+    assert capsys.readouterr().err == ""          # the progress bar stays quiet off a terminal
 
 
 def test_digits_cnn_layer_in_the_loop(tmp_path):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from hwgen.sim.bulk import run_bulk
+from rtl_tests.simulators import BOTH
 from sw_model.lmul import golden
 from sw_model.lmul.config import FMulConfig, LMulConfig, LMulDotConfig
 
@@ -15,7 +16,7 @@ def all_pairs(bits):
     return a.ravel(), b.ravel()
 
 
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+@pytest.mark.parametrize("sim", BOTH)
 def test_bulk_exhaustive_e5m2_formula(sim):
     cfg = LMulConfig(fmt="e5m2", mode="formula", pipeline=2)
     a, b = all_pairs(8)

@@ -136,3 +136,35 @@ def test_presets_lint_clean():
         for name in PRESETS:
             v, _ = write_design(name, tmp)
             assert lint(v) == [], name
+
+
+def test_output_that_is_an_existing_file_is_one_clear_line(tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    assert main(["generate", "lmul-e4m3", "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"hwgen: error: -o/--output: got {str(target)!r}, an existing file; allowed: a directory " \
+                  "(created if missing)\n"
+    assert target.read_text() == "keep me"
+
+
+def test_missing_simulator_is_one_clear_line(monkeypatch, capsys):
+    import shutil
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "iverilog" else real(name, *a, **k))
+    assert main(["test", "--sim", "icarus"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Icarus Verilog not found: run `apt-get install -y iverilog`" in err
+
+
+def test_build_dir_and_cache_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HWGEN_BUILD_DIR", raising=False)
+    cache = tmp_path / "cache"
+    assert main(["--build-dir", str(cache), "generate", "lmul-e4m3", "-o", str(tmp_path / "out")]) == 0
+    (cache / "models").mkdir(parents=True)
+    (cache / "models" / "x.npz").write_bytes(b"\0" * 1000)
+    capsys.readouterr()
+    assert main(["--build-dir", str(cache), "cache"]) == 0
+    assert capsys.readouterr().out.startswith(f"{cache.resolve()}: 1 files, 0.0 MB")
+    assert main(["--build-dir", str(cache), "cache", "--clear"]) == 0
+    assert "cleared" in capsys.readouterr().out and not any(cache.iterdir())
