@@ -22,8 +22,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "rtl_tests"))
 
 from sw_model.attention import golden as A  # noqa: E402
 from sw_model.attention.config import AttentionConfig  # noqa: E402

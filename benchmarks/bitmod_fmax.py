@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.bitmod_hw import measure  # noqa: E402
+from bitmod_hw import measure  # noqa: E402  (a sibling script: python puts benchmarks/ on sys.path)
 from hwgen.bitmod.array import BitModArray  # noqa: E402
 from sw_model.bitmod.config import BitModConfig  # noqa: E402
 from sw_model.bitmod.golden import latency  # noqa: E402

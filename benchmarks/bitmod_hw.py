@@ -26,12 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from hwgen.bitmod.array import BitModArray  # noqa: E402
 from hwgen.bitmod.baseline import Int8Fp16MacArray, Int8MacArray, SerialHarness  # noqa: E402

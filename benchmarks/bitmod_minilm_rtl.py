@@ -30,8 +30,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "rtl_tests"))
 
 from sw_model.bitmod import fp16 as bitmod_fp16  # noqa: E402
 from sw_model.bitmod import fp16_row as bitmod_fp16_row  # noqa: E402

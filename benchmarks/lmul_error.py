@@ -42,7 +42,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from sw_model.lmul.golden import fmul, lmul  # noqa: E402
 from sw_model.numerics.formats import decode, encode, get_format  # noqa: E402

@@ -31,13 +31,13 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from amaranth.hdl import Module, signed  # noqa: E402
 from amaranth.lib import data, stream, wiring  # noqa: E402
 from amaranth.lib.wiring import In, Out  # noqa: E402
 
 from hwgen.blocks.pipeline import staged_pipeline  # noqa: E402
+from hwgen.cache import build_root
 from hwgen.flow.generate import build_component  # noqa: E402
 from hwgen.flow.report import DoesNotFitError, synthesize  # noqa: E402
 from sw_model.registry import PRESETS  # noqa: E402
@@ -86,7 +86,7 @@ def make_unit(preset):
 def run_one(key: str, preset, target: str) -> dict:
     """One synthesis (worker process). Falls back to iCE40 HX8K when the UP5K package lacks pins."""
     t0 = time.perf_counter()
-    workdir = ROOT / "build" / "lmul_resources" / f"{key}-{target}"
+    workdir = build_root() / "lmul_resources" / f"{key}-{target}"
     try:
         result = synthesize(make_unit(preset), target, dsp=False, workdir=workdir, name=key)
     except DoesNotFitError as error:

@@ -19,8 +19,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 
+from hwgen.cache import build_root
+from hwgen.progress import progress
+
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / "build" / "results_cache"
+CACHE = build_root() / "results_cache"
 
 
 def _point(preset: str, target: str, timeout: float) -> dict:
@@ -40,7 +43,7 @@ def _point(preset: str, target: str, timeout: float) -> dict:
            "ops_per_cycle": component.timing().get("ops_per_cycle")}
     t0 = time.time()
     try:
-        r = synthesize(component, target, workdir=ROOT / "build" / "results_work" / f"{preset}-{target}",
+        r = synthesize(component, target, workdir=build_root() / "results_work" / f"{preset}-{target}",
                        timeout=timeout)
         row.update({k: r.get(k) for k in ("lut", "ff", "carry", "dsp", "bram", "fmax_mhz", "part", "notes")})
     except subprocess.TimeoutExpired:
@@ -138,11 +141,14 @@ def main(argv=None) -> int:
     rows, t0 = [], time.time()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(_point, pr, t, args.timeout): (pr, t) for pr, t in jobs}
-        for i, fut in enumerate(as_completed(futures), 1):
+        bar = progress(total=len(jobs), desc="results page", unit="point")
+        for fut in as_completed(futures):
             row = fut.result()
             rows.append(row)
             state = row.get("error") or f"{row['lut']} LUT, Fmax {row['fmax_mhz'] or '-'}"
-            print(f"[{i}/{len(jobs)}] {row['preset']} {row['target']}: {state}", flush=True)
+            bar.write(f"{row['preset']} {row['target']}: {state}")
+            bar.update()
+        bar.close()
     rows.sort(key=lambda r: (presets.index(r["preset"]), targets.index(r["target"])))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

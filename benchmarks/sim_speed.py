@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "rtl_tests"))
 
 from hwgen.sim.bulk import run_bulk  # noqa: E402
 from hwgen.sim.harness import build, design, run_vectors  # noqa: E402

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "rtl_tests"))
 
 from hwgen.sim.harness import run_vectors  # noqa: E402
 from sw_model.networks import digits_snn as conv  # noqa: E402

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from hwgen.flow.report import format_report, synthesize  # noqa: E402
 from hwgen.snn.core import SNNCore  # noqa: E402

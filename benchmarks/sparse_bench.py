@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "rtl_tests"))
 
 from hwgen.flow.report import synthesize  # noqa: E402
 from hwgen.flow.sparse_synth import synth_chain  # noqa: E402

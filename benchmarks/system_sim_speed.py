@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "rtl_tests"))
 
 from hwgen.cache import build_root
 from hwgen.host.run_mlp import _digits_mlp  # noqa: E402

@@ -28,6 +28,7 @@ from hwgen.cache import build_root
 from hwgen.flow.boards import Board, load_board
 from hwgen.flow.generate import build_component, generate
 from hwgen.flow.report import DoesNotFitError, _classify, _fit_error, _load_stat_json, _pick_fmax, _run
+from hwgen.progress import progress
 from hwgen.system.bridge import PROTOCOL_VERSION, BridgedUnit, check_bridgeable, payload_bytes
 from hwgen.system.uart import divisor_for
 from sw_model.config import config_hash
@@ -159,8 +160,10 @@ def build(board_name: str, config_name: str, out_dir, *, seed: int = 1, timeout:
     if build_dir.exists():
         shutil.rmtree(build_dir)
     seconds = {}
+    bar = progress(total=3, desc=f"build {name} for {board.name}", unit="step")   # elaborate, tools, write
 
     t0 = time.perf_counter()
+    bar.set_postfix_str("elaborate")
     platform = board.make_platform()
     overrides = {}
     if board.family in ("ice40", "ecp5"):
@@ -171,6 +174,8 @@ def build(board_name: str, config_name: str, out_dir, *, seed: int = 1, timeout:
     plan.extract(str(build_dir))
     seconds["elaborate"] = time.perf_counter() - t0
     log(f"building {name} for {board.name} ({board.part}) in {build_dir} ...")
+    bar.update()
+    bar.set_postfix_str("yosys" if board.family == "xc7" else "yosys, nextpnr, pack")
 
     t0 = time.perf_counter()
     if board.family == "xc7":
@@ -180,6 +185,8 @@ def build(board_name: str, config_name: str, out_dir, *, seed: int = 1, timeout:
         result = _lattice_build(board, build_dir, timeout)
     seconds["toolchain"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
+    bar.update()
+    bar.set_postfix_str("write")
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -197,4 +204,6 @@ def build(board_name: str, config_name: str, out_dir, *, seed: int = 1, timeout:
         tmp = dst.with_name(dst.name + ".tmp")
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
+    bar.update()
+    bar.close()
     return record

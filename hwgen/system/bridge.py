@@ -23,8 +23,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.system.uart import UARTRx, UARTTx, check_divisor
-from sw_model.host.beats import pack_beats as _pack  # noqa: F401  (unpack_beats: part of this API)
-from sw_model.host.beats import unpack_beats
+from sw_model.host.beats import pack_beats as _pack
+from sw_model.host.beats import unpack_beats  # noqa: F401  (part of this API)
 
 PROTOCOL_VERSION = 1
 CMD_BEAT, CMD_IDENT = 0x42, 0x49                 # 'B', 'I'
