@@ -5,7 +5,8 @@ import pytest
 def pytest_addoption(parser):
     parser.addoption("--sim", default="verilator", choices=("verilator", "icarus"),
                      help="simulator for the cocotb benches (default: verilator)")
-    parser.addoption("--waves", action="store_true", help="dump waveforms into the cache's runs/ folder (off by default)")
+    parser.addoption("--waves", action="store_true",
+                     help="dump waveforms into the cache's runs/ folder (off by default)")
 
 
 @pytest.fixture

