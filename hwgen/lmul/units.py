@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwgen.blocks import float_ops as fo
 from hwgen.blocks.pipeline import staged_pipeline
+from hwgen.blocks.trees import pair_level
 from sw_model.lmul.config import LMulDotConfig
 
 
@@ -110,10 +111,9 @@ class LMulDot(wiring.Component):
             return out
 
         def tree_level(m, v):
+            # one level of the pairwise tree per stage; the pairing is the golden model's (float adds don't associate)
             terms = [v[k] for k in sorted((k for k in v if k.startswith("t")), key=lambda k: int(k[1:]))]
-            summed = [fo.float_add(m, terms[j], terms[j + 1], acc) for j in range(0, len(terms) - 1, 2)]
-            if len(terms) % 2:
-                summed.append(terms[-1])
+            summed = pair_level(terms, lambda a, b: fo.float_add(m, a, b, acc))
             return {"last": v["last"], **{f"t{k}": t for k, t in enumerate(summed)}}
 
         levels = (cfg.lanes - 1).bit_length()

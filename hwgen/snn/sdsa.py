@@ -11,6 +11,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwgen.blocks.trees import adder_tree
 from sw_model.snn.sdsa import SDSAConfig
 
 
@@ -47,11 +48,8 @@ class SDSA(wiring.Component):
         threshold = cfg.vth << cfg.scale_shift
         spikes = Signal(d)
         for c in range(d):
-            terms = [Mux(p.a[j], kv[j][c], 0) for j in range(d)]
-            while len(terms) > 1:       # pairwise adder tree
-                terms = [terms[k] + terms[k + 1] for k in range(0, len(terms) - 1, 2)] + \
-                        ([terms[-1]] if len(terms) % 2 else [])
-            m.d.comb += spikes[c].eq(terms[0] >= threshold)
+            total = adder_tree([Mux(p.a[j], kv[j][c], 0) for j in range(d)])
+            m.d.comb += spikes[c].eq(total >= threshold)
         with m.If(take & (p.op == 1)):
             m.d.sync += [self.o.valid.eq(1), self.o.payload.s.eq(spikes)]
         return m

@@ -1,0 +1,32 @@
+"""The system's command format, shared by the top, the command decoder and the manifest: opcodes, the header
+layout (the low bits of a command word), the INFO reply fields and the word count of a beat."""
+from __future__ import annotations
+
+from amaranth.lib import data, enum
+
+from sw_model.system.config import HEADER_ENGINE_BITS, HEADER_OP_BITS, SystemConfig
+
+INFO_MAGIC = 0x48574731                     # "HWG1"
+INFO_FIELDS = {"magic": (0, 32), "version": (32, 8), "engines": (40, 8), "errors": (48, 16)}
+VERSION = 1
+
+
+class Opcode(enum.Enum, shape=HEADER_OP_BITS):
+    NOP = 0
+    INFO = 1
+    WRITE = 2
+    RUN = 3
+    READ = 4
+    COUNTERS = 5
+    CLEAR = 6
+    WAIT = 7
+
+
+def header_layout(config: SystemConfig) -> data.StructLayout:
+    return data.StructLayout({"op": Opcode, "engine": HEADER_ENGINE_BITS, "addr": config.addr_bits,
+                              "count": config.count_bits, "addr2": config.addr_bits, "count2": config.count_bits})
+
+
+def words(width: int, host_width: int) -> int:
+    """Host words per beat of `width` bits."""
+    return -(-width // host_width)
