@@ -23,7 +23,9 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.attention.pe import PE, Lane, maximum, tree
+from hwgen.attention.lane import Lane, LaneControl
+from hwgen.attention.pe import PE, PEControl
+from hwgen.blocks.trees import adder_tree, max_tree
 from sw_model.attention.config import AttentionConfig
 
 
@@ -95,19 +97,22 @@ class AttentionArray(wiring.Component):
             qpos = [Signal(cfg.max_keys_log2, name=f"qpos{p}") for p in range(P0)]
             kbase, knext = Signal(cfg.max_keys_log2 + 1), Signal(cfg.max_keys_log2 + 1)
 
-        ctl = {k: Signal(name=f"ctl_{k}") for k in
-               ("g1", "g2", "rd_step", "rd_step2", "lane_step", "lane_tail", "norm_step", "recip_init",
-                "recip_step", "clear")}
-        ctl["first"], ctl["was_first"] = first, was_first
+        # strobes to the PEs and the lanes, decoded once here and shared by all of them
+        pe_ctl, lane_ctl = Signal(PEControl), Signal(LaneControl)
         s_phase, pv_phase = phase == Phase.S, phase == Phase.PV
-        m.d.comb += [ctl["g1"].eq(phase == Phase.G1), ctl["g2"].eq(phase == Phase.G2),
-                     ctl["rd_step"].eq(pv_phase & (c == 0)), ctl["norm_step"].eq(mode == Mode.NORM)]
+        m.d.comb += [pe_ctl.step.eq(s_phase), pe_ctl.clear.eq(c == 0), pe_ctl.pv.eq(pv_phase),
+                     pe_ctl.load_prob.eq(phase == Phase.G2)]
+        m.d.comb += [lane_ctl.first.eq(first), lane_ctl.was_first.eq(was_first),
+                     lane_ctl.g1.eq(phase == Phase.G1), lane_ctl.g2.eq(phase == Phase.G2),
+                     lane_ctl.rd_step.eq(pv_phase & (c == 0)), lane_ctl.norm_step.eq(mode == Mode.NORM)]
         # the lanes trail the PV phase by two cycles (registered PE products, registered column sums) and
         # rotate once more after it (lane_tail: the bubble of the pipelined lane multiplier)
-        pv_d1 = Signal()
-        m.d.sync += [pv_d1.eq(pv_phase), ctl["lane_step"].eq(pv_d1), ctl["lane_tail"].eq(ctl["lane_step"]),
-                     ctl["rd_step2"].eq(ctl["rd_step"])]
-        lanes_busy = pv_d1 | ctl["lane_step"]               # a lane rotation is due in the next cycle
+        pv_d1, lane_step, lane_tail, rd_step2 = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [pv_d1.eq(pv_phase), lane_step.eq(pv_d1), lane_tail.eq(lane_step),
+                     rd_step2.eq(lane_ctl.rd_step)]
+        m.d.comb += [lane_ctl.lane_step.eq(lane_step), lane_ctl.lane_tail.eq(lane_tail),
+                     lane_ctl.rd_step2.eq(rd_step2)]
+        lanes_busy = pv_d1 | lane_step                     # a lane rotation is due in the next cycle
 
         # ---- input side: Q rows and the K/V fill buffer ----
         payload = self.i.payload
@@ -140,7 +145,7 @@ class AttentionArray(wiring.Component):
         # control strobes as plain expressions (continuous assigns, see the output mux below)
         recip_go = Signal()
         zero_keys = accept & (mode != Mode.KEYS) & ~payload.kind & payload.last
-        m.d.comb += ctl["recip_init"].eq(recip_go | zero_keys)
+        m.d.comb += lane_ctl.recip_init.eq(recip_go | zero_keys)
         with m.If(recip_go):
             m.d.sync += recip_go.eq(0)
         with m.If(phase == Phase.S):
@@ -174,11 +179,10 @@ class AttentionArray(wiring.Component):
         # cycles), output rows ----
         rc = Signal(range(cfg.recip_bits + 1))
         recip_busy, recip_done = Signal(), Signal()
-        m.d.comb += ctl["recip_step"].eq(recip_busy)
-        ctl["norm_next"] = Signal(name="ctl_norm_next")     # NORM in the next cycle (or already in it)
+        m.d.comb += lane_ctl.recip_step.eq(recip_busy)
         norm_enter = (mode == Mode.RECIP) & recip_done & ~lanes_busy
-        m.d.comb += ctl["norm_next"].eq((mode == Mode.NORM) | norm_enter)
-        with m.If(ctl["recip_init"]):
+        m.d.comb += lane_ctl.norm_next.eq((mode == Mode.NORM) | norm_enter)   # NORM next cycle (or already)
+        with m.If(lane_ctl.recip_init):
             m.d.sync += [recip_busy.eq(1), rc.eq(0)]
         with m.If(recip_busy):
             m.d.sync += rc.eq(rc + 1)
@@ -195,7 +199,7 @@ class AttentionArray(wiring.Component):
         m.d.comb += done.eq((mode == Mode.OUT) & ((self.o.valid & self.o.ready & (oq == n_q - 1)) | (n_q == 0)))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += oq.eq(oq + 1)
-        m.d.comb += ctl["clear"].eq(done)
+        m.d.comb += lane_ctl.clear.eq(done)
         with m.If(done):
             m.d.sync += [mode.eq(Mode.LOADQ), oq.eq(0), n_q.eq(0), first.eq(1), seen_last.eq(0)]
             if cfg.causal:
@@ -210,10 +214,13 @@ class AttentionArray(wiring.Component):
             return k
 
         keeps = [[keep(r, p) for p in range(P0)] for r in range(M0)]
-        pes = [[PE(m, cfg, r, p, pv=pv_phase, clear=c == 0, s_step=s_phase, load_prob=ctl["g2"],
-                   row_valid=keeps[r][p], q_head=q[p][0], k_head=kc[r][0], v_head=vc[r][0])
-                for p in range(P0)] for r in range(M0)]
-        # ---- the 1D array ----
+        pes = [[None] * P0 for _ in range(M0)]
+        for r in range(M0):
+            for p in range(P0):
+                pes[r][p] = pe = m.submodules[f"pe{r}_{p}"] = PE(cfg)
+                m.d.comb += [pe.ctl.eq(pe_ctl), pe.keep.eq(keeps[r][p]), pe.q.eq(q[p][0]), pe.k.eq(kc[r][0]),
+                             pe.v.eq(vc[r][0])]
+        # ---- the 1D array: per column, the max and sums down the M0 PEs feed lane p ----
         lanes = []
         for p in range(P0):
             col = [pes[r][p] for r in range(M0)]
@@ -228,14 +235,15 @@ class AttentionArray(wiring.Component):
                 else:
                     m.d.comb += sig.eq(pe.logit)
                 masked.append(sig)
-            lm = tree(m, masked, maximum, f"col{p}_lm")
-            sld = tree(m, [pe.prob for pe in col], lambda a, b: a + b, f"col{p}_sld")
-            slnv_now = tree(m, [pe.pv_product for pe in col], lambda a, b: a + b, f"col{p}_slnv_sum")
-            slnv = Signal(signed(len(slnv_now)), name=f"col{p}_slnv")
+            lane = m.submodules[f"lane{p}"] = Lane(cfg)
+            sld = adder_tree([pe.prob for pe in col])
+            slnv_now = adder_tree([pe.pv_product for pe in col])
+            # the lane's ports are exactly as wide as the trees (no bit of a sum is dropped or padded)
+            assert (len(sld), len(slnv_now)) == (len(lane.sld), len(lane.slnv)), "lane_sum_shapes != the trees"
+            slnv = Signal.like(lane.slnv, name=f"col{p}_slnv")    # the column sum, registered
             m.d.sync += slnv.eq(slnv_now)
-            lane = Lane(m, cfg, p, ctl, lm, sld, slnv)
-            for pe in col:
-                m.d.comb += pe.rm.eq(lane.rm)
+            m.d.comb += [lane.ctl.eq(lane_ctl), lane.lm.eq(max_tree(masked)), lane.sld.eq(sld), lane.slnv.eq(slnv)]
+            m.d.comb += [pe.rm.eq(lane.rm) for pe in col]
             lanes.append(lane)
 
         # Output row mux as a chain of Mux (continuous assigns in the Verilog), not an If chain: an If chain
