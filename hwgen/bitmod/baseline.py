@@ -8,7 +8,7 @@ vector); II = 1. With macs = lanes / 2 it has the peak throughput of a BitMoD ar
 the products aligned to their largest exponent with `guard` truncation bits and accumulated in the same
 block-floating-point format as the FP16 BitMoD PE (hwgen/bitmod/fp16.py), II = 1. With macs = lanes / 2 it has the
 peak throughput of a FP16 BitMoD array at 4-bit weights. With `prealign=True` the activations are aligned once
-per row and beat to the row's running block exponent (hwgen/bitmod_fp16_row.row_aligner, the same rule as the
+per row and beat to the row's running block exponent (hwgen/bitmod/fp16_row.RowAligner, the same rule as the
 BitMoD array with align="row"), so a PE multiplies |w| by a pre-aligned 14-bit mantissa exactly and only shifts
 its accumulator by the row's amount: what a designer of an activation-broadcast array would do.
 
@@ -20,8 +20,9 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.bitmod.fp16 import _max_tree, align_add, decode_act
-from hwgen.bitmod.fp16_row import row_aligner
+from hwgen.bitmod.fp16_ops import align_add, decode_act
+from hwgen.bitmod.fp16_row import RowAligner
+from hwgen.blocks.trees import max_tree
 
 
 class Int8MacArray(wiring.Component):
@@ -93,7 +94,7 @@ class Int8Fp16MacArray(wiring.Component):
         acts = [[decode_act(m, p.a[r * k + l], f"a{r}_{l}") for l in range(k)] for r in range(self.rows)]
         for r in range(self.rows):
             nf = Signal(name=f"nf{r}")
-            beat_nf = Cat(*[x[4] for x in acts[r]]).any()
+            beat_nf = Cat(*[x.special for x in acts[r]]).any()
             with m.If(take):
                 m.d.sync += nf.eq(nf | beat_nf)
                 with m.If(p.last):
@@ -113,14 +114,15 @@ class Int8Fp16MacArray(wiring.Component):
                 name = f"pe{r}_{c}"
                 exps, mags = [], []
                 for l in range(k):
-                    s, e_eff, man, live_a, _ = acts[r][l]
+                    act = acts[r][l]
                     wneg, wm = wmag[c * k + l]
                     prod = Signal(19, name=f"{name}_prod{l}")
                     e = Signal(6, name=f"{name}_e{l}")
-                    m.d.comb += [prod.eq(wm * man), e.eq(Mux(live_a & (wm != 0), e_eff, 0))]
+                    m.d.comb += [prod.eq(wm * act.man), e.eq(Mux(act.live & (wm != 0), act.e, 0))]
                     exps.append(e)
-                    mags.append((s ^ wneg, prod))
-                big = _max_tree(m, exps, name)
+                    mags.append((act.sign ^ wneg, prod))
+                big = Signal(6, name=f"{name}_big")
+                m.d.comb += big.eq(max_tree(exps))
                 terms = []
                 for l, (neg, prod) in enumerate(mags):
                     al = Signal(19 + g, name=f"{name}_al{l}")
@@ -147,11 +149,14 @@ class Int8Fp16MacArray(wiring.Component):
     def _prealigned(self, m, acts, wmag, take):
         p, g, k = self.i.payload, self.guard, self.macs
         for r in range(self.rows):
-            e_new, d_a, lanes, _ = row_aligner(m, g, acts[r], take, take & p.last, f"row{r}")
+            m.submodules[f"row{r}"] = al = RowAligner(k, g)
+            m.d.comb += [al.acts[l].eq(acts[r][l]) for l in range(k)] + [al.step.eq(take), al.clear.eq(take & p.last)]
+            e_new, d_a = al.e_new, al.d_a
             for c in range(self.cols):
                 name = f"pe{r}_{c}"
                 terms, negs = [], []
-                for l, (s, mag) in enumerate(lanes):
+                for l in range(k):
+                    s, mag = al.lanes[l].sign, al.lanes[l].mag
                     wneg, wm = wmag[c * k + l]
                     prod = Signal(19 + g, name=f"{name}_prod{l}")
                     n = Signal(name=f"{name}_n{l}")
