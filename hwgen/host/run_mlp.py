@@ -2,6 +2,7 @@
 int8 as TFLite does, on the sparse DSP chain; golden engines or the accelerator top (rtl/board), bit-exact check."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -26,7 +27,9 @@ def _digits_mlp(seed: int = 0):
     else:
         mlp = train_mlp(x_train, y_train, seed=seed)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, w0=mlp.weights[0], w1=mlp.weights[1], b0=mlp.biases[0], b1=mlp.biases[1])
+        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")     # parallel workers never read half a file
+        np.savez(tmp, w0=mlp.weights[0], w1=mlp.weights[1], b0=mlp.biases[0], b1=mlp.biases[1])
+        os.replace(tmp, cache)
     layers = [Linear(mlp.weights[0], mlp.biases[0], relu=True), Linear(mlp.weights[1], mlp.biases[1])]
     return layers, mlp, (x_train, y_train, x_test, y_test)
 
