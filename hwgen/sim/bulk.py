@@ -8,6 +8,18 @@ with LFSR-driven random backpressure, records the handshake cycle of every beat,
 compiled once per (design, memory depth bucket, simulator); the beat count, gap and backpressure rates, seed and
 file names are plusargs. This is the path for long runs (exhaustive sweeps, whole networks); the cocotb bench
 (`stream_tb.py`) remains the reference BFM for the unit tests.
+
+The testbench checks the stream rules of `amaranth.lib.stream` on the DUT's output stream `o` on every clock edge,
+in clocked Verilog (a register holding the stalled payload and a few comparisons; no Python per edge; measured:
+no visible cost under Verilator, a few per cent under Icarus on the smallest unit), the same rules as the cocotb
+`StreamSink`:
+- valid was high and ready low at the previous edge => valid is still high (`valid_dropped`),
+- ... and the payload is unchanged (`payload_changed`),
+- valid is 0 or 1, and the payload of a valid beat has no X/Z bit (`undefined`; only Icarus, which is 4-state,
+  can see X/Z: under Verilator the comparison with 1'bx is constant false).
+The first violation ends the simulation at the next edge with `HWGEN_BULK_PROTOCOL rule=<n> cycle=<c>` (the
+rule codes are PROTOCOL_RULES), and `run_bulk` raises
+`StreamProtocolError` naming the stream, the rule and the cycle (numbered like the handshake cycles).
 """
 from __future__ import annotations
 
@@ -21,7 +33,12 @@ import uuid
 from pathlib import Path
 
 from hwgen.cache import build_root
-from hwgen.sim.harness import check_simulator, design
+from hwgen.sim.harness import (
+    StreamProtocolError,
+    check_simulator,
+    design,
+    protocol_message,
+)
 from hwgen.sim.streams import pack_beats, unpack_beats
 
 TESTBENCH = """`timescale 1ns/1ps
@@ -36,11 +53,15 @@ module hwgen_bulk_tb;
   integer n_in, n_out, gap, bp, max_cycles, seed, fd, got;
   reg [31:0] k_in = 0, k_out = 0, cycle = 0, lfsr_g, lfsr_b;
   reg held = 0;                          // a beat offered last cycle and not taken stays offered
+  reg o_stalled = 0;                     // the stream-rule monitor on o (see below)
+  reg [1:0] o_rule = 0;
+  reg [31:0] o_rule_cycle = 0;
+  reg [OW-1:0] o_held;
   wire i_ready, o_valid;
   wire [OW-1:0] o_payload;
   wire i_valid = go && k_in < n_in && (held || lfsr_g[15:8] >= gap);
   wire o_ready = go && lfsr_b[15:8] >= bp;
-  wire finish = go && (k_out >= n_out || cycle >= max_cycles);
+  wire finish = go && (k_out >= n_out || cycle >= max_cycles || o_rule != 0);
   {top} dut (.clk(clk), .rst(rst), .i__valid(i_valid), .i__ready(i_ready), .i__payload(in_mem[k_in]),
              .o__valid(o_valid), .o__ready(o_ready), .o__payload(o_payload));
   function [31:0] step(input [31:0] x);   // xorshift32
@@ -60,8 +81,21 @@ module hwgen_bulk_tb;
     if (RECORD && i_valid && i_ready) in_cyc[k_in] <= cycle;
     if (RECORD && o_valid && o_ready) out_cyc[k_out] <= cycle;
     cycle <= cycle + 1;
+    // Stream rules on o (module docstring). o_stalled: o offered and not taken at the last edge; o_held: its
+    // payload. Written only when they change, and one test per edge on the common path: Icarus pays for every
+    // statement and every nonblocking assignment. A stalled beat was checked for X/Z at its first edge, so
+    // while stalled only "valid still 1, payload identical" is left to test. The first violation is kept in
+    // o_rule/o_rule_cycle and ends the run through `finish`.
+    if (o_valid && !o_ready) begin o_stalled <= 1; o_held <= o_payload; end
+    else if (o_stalled) o_stalled <= 0;
+    if (o_stalled ? o_valid !== 1'b1 || o_payload !== o_held
+                  : o_valid !== 1'b0 && (o_valid !== 1'b1 || ^o_payload === 1'bx)) begin
+      o_rule <= o_valid !== 1'b0 && o_valid !== 1'b1 ? 3 : !o_stalled ? 3 : !o_valid ? 1 : 2;
+      o_rule_cycle <= cycle;
+    end
   end
   always @(posedge clk) if (finish) begin
+    if (o_rule != 0) $display("HWGEN_BULK_PROTOCOL rule=%0d cycle=%0d", o_rule, o_rule_cycle);
     if (n_out > 0) $writememh(out_file, out_mem, 0, n_out - 1);
     if (RECORD && n_in > 0) $writememh(in_cyc_file, in_cyc, 0, n_in - 1);
     if (RECORD && n_out > 0) $writememh(out_cyc_file, out_cyc, 0, n_out - 1);
@@ -165,6 +199,9 @@ def _read_hex(path: Path) -> list[int]:
     return values
 
 
+PROTOCOL_RULES = {1: "valid_dropped", 2: "payload_changed", 3: "undefined"}     # the codes the testbench prints
+
+
 def run_bulk(config, inputs, n_out: int, *, gap: float = 0.0, backpressure: float = 0.0, seed: int = 1,
              sim: str = "verilator", name: str | None = None, timeout_cycles: int | None = None) -> dict:
     """Run all input beats through the unit inside the simulator; returns the output field arrays, the handshake
@@ -173,8 +210,17 @@ def run_bulk(config, inputs, n_out: int, *, gap: float = 0.0, backpressure: floa
 
     `inputs`: per-field arrays, or a list of whole payload integers (any width); with a list, `outputs` is the
     list of output payload integers and the handshake cycles are not recorded (empty lists: recording them costs
-    more simulation time than the rest of the testbench)."""
+    more simulation time than the rest of the testbench).
+
+    A DUT that breaks a stream rule on `o` raises StreamProtocolError (module docstring)."""
     verilog, manifest = design(config, name)
+    return run_bulk_on(verilog, manifest, inputs, n_out, gap=gap, backpressure=backpressure, seed=seed, sim=sim,
+                       timeout_cycles=timeout_cycles)
+
+
+def run_bulk_on(verilog: Path, manifest: dict, inputs, n_out: int, *, gap: float = 0.0, backpressure: float = 0.0,
+                seed: int = 1, sim: str = "verilator", timeout_cycles: int | None = None) -> dict:
+    """`run_bulk` for a design given as its Verilog file and manifest (e.g. one stored by `harness.save_design`)."""
     streams = {s["name"]: s for s in manifest["streams"]}
     widths = {p["name"]: p["width"] for p in manifest["ports"]}
     raw = isinstance(inputs, list)
@@ -194,6 +240,11 @@ def run_bulk(config, inputs, n_out: int, *, gap: float = 0.0, backpressure: floa
         t0 = time.time()
         proc = subprocess.run(cmd, cwd=job, capture_output=True, text=True)
         seconds = time.time() - t0
+        violation = [line for line in proc.stdout.splitlines() if line.startswith("HWGEN_BULK_PROTOCOL")]
+        if violation:
+            found = dict(kv.split("=") for kv in violation[0].split()[1:])
+            rule, cycle = PROTOCOL_RULES[int(found["rule"])], int(found["cycle"])
+            raise StreamProtocolError(f"{protocol_message('o', rule, cycle)} ({manifest['top']}, bulk testbench, {sim})")
         done = [line for line in proc.stdout.splitlines() if line.startswith("HWGEN_BULK_DONE")]
         if proc.returncode or not done:
             raise RuntimeError(f"bulk simulation failed ({sim}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")

