@@ -9,7 +9,11 @@ import numpy as np
 
 from hwgen.sim.bulk import run_bulk
 from hwgen.sim.harness import check_simulator
+from sw_model.attention.golden import stream_beats
+from sw_model.attention.timing import cycle_model
+from sw_model.host.network import dot_beats
 from sw_model.snn import golden as snn
+from sw_model.sparse.golden import pack_gemm, unpack_gemm
 
 
 class RtlBackend:
@@ -22,7 +26,6 @@ class RtlBackend:
     def dot(self, config, x_codes: np.ndarray, w_codes: np.ndarray) -> tuple[np.ndarray, dict]:
         """(N, K) x (J, K) -> (N, J) accumulator codes from the LMulDot RTL; one vector per (n, j)."""
 
-        from sw_model.host.network import dot_beats
         n, j = len(x_codes), len(w_codes)
         beats = dot_beats(config, x_codes, w_codes)
         res = run_bulk(config, beats, n * j, gap=self.gap, backpressure=self.backpressure, sim=self.sim)
@@ -32,7 +35,6 @@ class RtlBackend:
     def gemm(self, config, w_q: np.ndarray, x_q: np.ndarray) -> tuple[np.ndarray, dict]:
         """(R, K) x (K, B) int8 -> (R, B) accumulators from the sparse-chain RTL in dense mode."""
 
-        from sw_model.sparse.golden import pack_gemm, unpack_gemm
         beats = pack_gemm(w_q, x_q, "dense", config.stages, config.x_width, weight_bits=config.weight_bits)
         n_out = w_q.shape[0] * x_q.shape[1]
         res = run_bulk(config, beats, n_out, gap=self.gap, backpressure=self.backpressure, sim=self.sim)
@@ -48,8 +50,6 @@ class RtlBackend:
         beats (sw_model.attention.golden.stream_beats) go back to back; stats add per-head cycles (from the handshake
         cycle of each head's last output row), beats per head and the beats' handshake cycles."""
 
-        from sw_model.attention.golden import stream_beats
-        from sw_model.attention.timing import cycle_model
         single = np.ndim(q) == 2
         q, k, v = (np.asarray(a)[None] if single else np.asarray(a) for a in (q, k, v))
         if not len(q) == len(k) == len(v) or len(q) == 0:

@@ -110,7 +110,7 @@ def _design_cached(config, name: str) -> tuple[Path, Path]:
         v, j = out / f"{name}.v", out / f"{name}.json"
         if v.exists() and j.exists():
             return v, j
-    from hwgen.flow.generate import generate
+    from hwgen.flow.generate import generate     # on first use: checking for a simulator needs no Amaranth
     text, manifest = generate(config, name)
     v = save_design(text, manifest)
     j = v.with_suffix(".json")
