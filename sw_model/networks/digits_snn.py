@@ -122,7 +122,7 @@ def threshold_units(mlp: MLP, x_train, pct=99.9) -> list[tuple[np.ndarray, np.nd
 def digits_snn_network(mlp=None, x_train=None, timesteps: int = 32):
     """The converted digits SNN (`hwgen run digits-snn`) as a netdesc Network on rates x = pixels / 16: two
     Spiking layers with the conversion's normalised weights, the input quantized to the 17 levels 0..16 (so the
-    rate coder is snn_convert.encode) and the lanes of snn_convert.convert (8, 5)."""
+    rate coder is digits_snn.encode) and the lanes of digits_snn.convert (8, 5)."""
     if mlp is None:
         x_train, y_train, _, _ = load_digits()
         mlp = train_mlp(x_train, y_train)

@@ -2,7 +2,7 @@
 
 Checked: the digits SNN written as a netdesc Network reproduces `hwgen run digits-snn`'s golden path bit for bit
 (configs, integer weights, input/hidden/output spike trains, predictions, accuracy); a hand-worked two-input neuron;
-the rate coder against its closed form and snn_convert.encode; an int8 -> level requantization at an int8/spiking
+the rate coder against its closed form and digits_snn.encode; an int8 -> level requantization at an int8/spiking
 boundary; the neuron-model knobs against the event-level core model (`snn.run_events`); the errors."""
 import numpy as np
 import pytest

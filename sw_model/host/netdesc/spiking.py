@@ -12,10 +12,10 @@ The int8 program makes one `snn_core` step per layer:
            s_in * L), 0, L) with L = `input_levels` drives a deterministic integrate-and-fire rate coder
            (acc += v; spike and acc -= L when acc >= L), rate v / L, for `timesteps` steps; the network input is
            quantized straight to levels (scale 1 / L) when the first layer is Spiking, so L = 16 on raw digits
-           pixels is exactly snn_convert.encode. Between two consecutive Spiking layers the spike trains
+           pixels is exactly digits_snn.encode. Between two consecutive Spiking layers the spike trains
            themselves pass, with no re-encoding.
   core     the trains plus an always-on bias axon (last) go through a core whose config is derived per layer as
-           snn_convert does (`_quantize_layer`: [W; b] to `weight_bits` integers, threshold round(1 / scale),
+           sw_model.snn.convert does (`quantize_layer`: [W; b] to `weight_bits` integers, threshold round(1 / scale),
            integrate-and-fire, >=, soft reset); `core` (an SNNCoreConfig) may set the neuron-model knobs that
            stay (lanes, weight_bits, state_bits, compare, reset, leak, leak_shift, decay, refractory, saturate,
            time_bits); neurons, axons (in + 1), threshold and addr_bits come from the layer.
