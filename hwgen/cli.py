@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="simulator (default: verilator)")
     t.add_argument("--unit", action="append", help="only tests whose name matches (e.g. lmul, fmul, formats); "
                    "repeatable")
-    t.add_argument("--waves", action="store_true", help="dump waveforms into the cache's runs/ folder (see `hwgen cache`)")
+    t.add_argument("--waves", action="store_true",
+                   help="dump waveforms into the cache's runs/ folder (see `hwgen cache`)")
     t.add_argument("--slow", action="store_true", help="include tests marked slow")
     t.add_argument("--rtl-only", action="store_true", help="only the cocotb benches")
     t.add_argument("-j", "--jobs", type=int, default=2, help="parallel workers (default: 2)")

@@ -1,4 +1,5 @@
-"""Boards as data: one TOML file per FPGA target in the package's `boards/` folder (`hwgen/boards/`, also reachable as `boards/` at the top of a checkout), loaded into a frozen `Board`.
+"""Boards as data: one TOML file per FPGA target in the package's `boards/` folder (`hwgen/boards/`, also
+reachable as `boards/` at the top of a checkout), loaded into a frozen `Board`.
 
 Each file names the part, package, speed grade, toolchain, the amaranth-boards platform class, the clock, the UART
 of the host bridge (resource, pins, baud), an optional heartbeat LED and the part's capacity. `check_platform()`

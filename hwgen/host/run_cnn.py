@@ -1,5 +1,5 @@
-"""`hwgen run digits-cnn`: the digits CNN (sw_model.networks.digits_cnn) compiled to int8 by sw_model.host.netdesc and run with
-its conv and linear layers on the sparse DSP chain engine (golden chain model, or the sparse-chain engine of the
+"""`hwgen run digits-cnn`: the digits CNN (sw_model.networks.digits_cnn) compiled to int8 by
+sw_model.host.netdesc and run with its conv and linear layers on the sparse DSP chain engine (golden chain model, or the sparse-chain engine of the
 accelerator top `system` as simulated RTL or behind the UART bridge), pooling and flatten on the host.
 
 The summary has the keys of `hwgen.host.run_network.run_network`'s; its `layers` are the compiled steps (a conv with

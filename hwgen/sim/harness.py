@@ -172,7 +172,8 @@ def build(verilog: Path, top: str, sim: str = "verilator", waves: bool = False):
 
 def run_bench(verilog: Path, manifest: dict, bench_module: str, env: dict, sim: str = "verilator",
               waves: bool = False) -> Path:
-    """Run cocotb bench module `bench_module` (a dotted module name, e.g. `hwgen.sim.stream_tb`) on a design; returns the run directory.
+    """Run cocotb bench module `bench_module` (a dotted module name, e.g. `hwgen.sim.stream_tb`) on a design;
+    returns the run directory.
     Raises BenchFailed when a cocotb test fails."""
     from cocotb_tools.runner import get_results
     top = manifest["top"]

@@ -5,7 +5,8 @@
 
 Training: softmax cross-entropy, Adam, mini-batches of 128 over the 1437 training images (pixels / 16), He
 initialisation from `np.random.default_rng(seed)`; the 1/16 input scaling is folded into the first conv so the
-network takes raw pixels 0..16. Weights are cached in <cache_dir>/digits_cnn_seed{seed}.npz (the runners pass hwgen's cache folder).
+network takes raw pixels 0..16. Weights are cached in <cache_dir>/digits_cnn_seed{seed}.npz (the runners pass
+hwgen's cache folder).
 """
 from __future__ import annotations
 

@@ -35,5 +35,5 @@ from sw_model.host.netdesc.layers import (
 )
 from sw_model.host.netdesc.spiking import Spiking
 
-__all__ = ["Add", "Attention", "AvgPool2d", "Conv2d", "Flatten", "Layer", "LayerNorm", "Linear", "MatmulChainBackend", "MaxPool2d",
-           "Network", "NetworkError", "Program", "ReLU", "Spiking", "Step", "compile_int8", "im2col"]
+__all__ = ["Add", "Attention", "AvgPool2d", "Conv2d", "Flatten", "Layer", "LayerNorm", "Linear", "MatmulChainBackend",
+           "MaxPool2d", "Network", "NetworkError", "Program", "ReLU", "Spiking", "Step", "compile_int8", "im2col"]

@@ -6,7 +6,8 @@ Float64 meaning (per sample, x of shape (T, F)): q, k, v = x Wq^T + bq, x Wk^T +
 D = heads * d), per head h: ctx_h = softmax(q_h k_h^T / sqrt(d)) v_h, out = ctx Wo^T + bo (T, F_out).
 
 The int8 program (`compile_int8(..., attention=AttentionConfig)`) makes five steps, with the quantization of the
-MiniLM runner (sw_model/networks/minilm_int8.py; its `LinearOp`, `_multipliers` and golden attention backend are reused):
+MiniLM runner (sw_model/networks/minilm_int8.py; `LinearOp`, `quantized_multipliers` and the golden attention
+backend of sw_model/host/network_int8.py are shared with it):
   Attention.q/k/v  sparse_chain  int8 GEMM (D x F) per token, host: int32 bias + TFLite requantization straight
                                  into the array's per-head integer inputs (Q scale sq_h, K sk_h, V sv_h)
   Attention.heads  attention     per sample and head the array's one-pass softmax(QK^T) V (sw_model.attention.golden);

@@ -20,8 +20,8 @@ The int8 program makes one `snn_core` step per layer:
            stay (lanes, weight_bits, state_bits, compare, reset, leak, leak_shift, decay, refractory, saturate,
            time_bits); neurons, axons (in + 1), threshold and addr_bits come from the layer.
   decode   output = the spike count of each neuron over the timesteps (int8, scale 1 / timesteps).
-Backends: golden `SpikingGoldenBackend` (sw_model.snn.golden.run_batch), rtl `hwgen.host.rtl_backend.SpikingRtlBackend` (the SNNCore RTL in one
-bulk simulation per call, the beats of hwgen/host/run_snn.py: weight writes, then per sample a CLEAR and its events).
+Backends: golden `SpikingGoldenBackend` (sw_model.snn.golden.run_batch), rtl
+`hwgen.host.rtl_backend.SpikingRtlBackend` (the SNNCore RTL in one bulk simulation per call, the beats of hwgen/host/run_snn.py: weight writes, then per sample a CLEAR and its events).
 """
 from __future__ import annotations
 
