@@ -130,7 +130,8 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from hwgen.host.run_network import print_summary, run_network
+    from hwgen.host.run_network import run_network
+    from hwgen.host.runs import print_summary
     if args.network == "minilm-layer":
         from hwgen.host.run_minilm import print_summary
     summary = run_network(args.network, args.config, args.backend, args.rtl_layers, args.limit, args.sim,

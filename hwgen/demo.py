@@ -15,7 +15,8 @@ import numpy as np
 
 from hwgen.flow.generate import write_design
 from hwgen.flow.lint import lint
-from hwgen.host.run_network import print_summary, run_network
+from hwgen.host.run_network import run_network
+from hwgen.host.runs import print_summary
 from sw_model.lmul import golden
 from sw_model.numerics.formats import decode
 from sw_model.registry import PRESETS

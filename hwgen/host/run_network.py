@@ -20,7 +20,7 @@ from hwgen.host.run_cnn import run_digits_cnn
 from hwgen.host.run_minilm import run_minilm_layer
 from hwgen.host.run_mlp import run_digits_mlp
 from hwgen.host.run_snn import run_digits_snn
-from hwgen.host.runs import DEVICE_BACKENDS, layer_indices, parse_rtl_layers, print_summary, write_record  # noqa: F401
+from hwgen.host.runs import DEVICE_BACKENDS, layer_indices, parse_rtl_layers, write_record
 from sw_model.networks.digits_snn import load_digits
 
 NETWORKS = {"digits-mlp": ("lmuldot", "lmuldot-e4m3x16"), "digits-mlp-int8": ("sparse_chain", "sparse-chain-8"),

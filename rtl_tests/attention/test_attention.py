@@ -2,12 +2,12 @@
 configs (the smallest legal array, the 4x4 preset, an odd 3x5 array with head_dim 7, a tall 7x2 array), key
 counts that are and are not multiples of M0, partial query tiles, large logits, all-equal scores, a query
 tile without keys, the cycle model, and one runtime-length-independent design run at 64 and 4096 keys."""
-import shutil
 
 import numpy as np
 import pytest
 
 from hwgen.sim.harness import design, run_vectors
+from rtl_tests.simulators import requires_icarus
 from sw_model.attention import golden as A
 from sw_model.attention.config import AttentionConfig
 from sw_model.attention.timing import cycle_model
@@ -146,13 +146,12 @@ def test_causal_mask(sim_opts):
 
 @pytest.mark.parametrize("cfg", [SMALLEST, AttentionConfig(**{**SMALLEST.__dict__, "mult": "lmul", "lmul_man": 1})],
                          ids=["smallest", "smallest-lmul"])
+@requires_icarus
 def test_icarus_zero_kv(cfg):
     """Regression, always on Icarus (whatever --sim says): the smallest config with all-zero K/V. The output row
     mux used to be an If chain, i.e. an `always @*` process in the Verilog; Icarus runs such a process only when
     an input changes, and with K = V = 0 nothing it reads (oq, RNV) left its reset value before the first output,
     so the output stayed X. It is now a Mux chain (continuous assigns)."""
-    if not shutil.which("iverilog"):
-        pytest.skip("Icarus Verilog not installed (apt-get install -y iverilog)")
     zero = np.zeros((3, 1), np.int64)
     groups = [(np.array([[1]]), zero, zero), (np.array([[-2]]), zero[:1], zero[:1])] + \
         [rand_qkv(cfg, 1, 5, seed=s) for s in range(2)]

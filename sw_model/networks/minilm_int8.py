@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sw_model.attention import golden as A
-from sw_model.host.network_int8 import LinearOp, MiniLMGoldenBackend  # noqa: F401
-from sw_model.host.network_int8 import quantized_multipliers as _multipliers
+from sw_model.host.network_int8 import LinearOp, MiniLMGoldenBackend, quantized_multipliers
 from sw_model.networks.minilm import HEAD_DIM, HEADS, REFERENCE_PAIR, MiniLM, gelu, layer_norm
 from sw_model.networks.minilm_qkv import SENTENCE
 from sw_model.numerics.requant import requantize
@@ -111,7 +110,7 @@ def compile_layer(model: MiniLM, att: A.AttentionConfig, j: int = 0, sentences=C
         lay.linear[name] = LinearOp.make(name, w[f"{pre}.weight"], w[f"{pre}.bias"], lay.s_x,
                                          np.repeat(scale, HEAD_DIM))
     lay.s_ctx = float(mx["ctx"].max()) / 127.0
-    lay.ctx_multiplier, lay.ctx_shift = _multipliers(np.repeat(1.0 / (sv * 2.0 ** att.out_frac * lay.s_ctx),
+    lay.ctx_multiplier, lay.ctx_shift = quantized_multipliers(np.repeat(1.0 / (sv * 2.0 ** att.out_frac * lay.s_ctx),
                                                                HEAD_DIM))
     lay.s_h1, lay.s_g = mx["h1"] / 127.0, mx["gelu"] / 127.0
     for name, key, s_in in (("attn_out", "attention.output.dense", lay.s_ctx),
