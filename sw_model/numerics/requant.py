@@ -61,6 +61,18 @@ def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scaled, multiplier), right)
 
 
+def multiply_by_quantized_multiplier_single_round(x, multiplier, shift) -> np.ndarray:
+    """ruy's MultiplyByQuantizedMultiplier (the int8 FULLY_CONNECTED path of TFLite's reference build runs
+    through it): one rounding of the exact 64-bit product, (x * multiplier + 2^(30 - shift)) >> (31 - shift),
+    ties toward +inf; differs from the two-step gemmlowp version near exact halves."""
+    x, multiplier, shift = np.broadcast_arrays(_i64(x), _i64(multiplier), _i64(shift))
+    if shift.size and (shift.min() < -31 or shift.max() > 30):
+        raise ValueError(f"shift: got {int(shift.min())}..{int(shift.max())}, allowed: -31..30")
+    total = 31 - shift
+    # |x * multiplier| < 2^62 for int32 x and multiplier < 2^31: exact in int64
+    return (x * multiplier + (np.int64(1) << (total - 1))) >> total
+
+
 def quantize_multiplier(real: float) -> tuple[int, int]:
     """TFLite QuantizeMultiplier: real = multiplier * 2^(shift - 31) with multiplier in [2^30, 2^31)."""
     if not math.isfinite(real) or real < 0:

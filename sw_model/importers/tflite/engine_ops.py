@@ -24,6 +24,7 @@ import numpy as np
 
 from sw_model.host.network_int8 import quantized_multipliers
 from sw_model.importers.tflite import kernels as K
+from sw_model.numerics.requant import multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_round
 
 
 @dataclass
@@ -60,7 +61,9 @@ class EngineOp:
         cols, out_shape = self.columns(np.asarray(x, np.int64))
         acc, stats = engine_gemm(self.w_q, cols, backend, config, max_beats)
         acc = acc + self.bias[:, None]
-        y = K.requant_output(acc, self.multiplier[:, None], self.shift[:, None], self.zp_out, self.lo, self.hi)
+        mbqm = multiply_by_quantized_multiplier_single_round if self.op == "FULLY_CONNECTED" else \
+            multiply_by_quantized_multiplier
+        y = np.clip(mbqm(acc, self.multiplier[:, None], self.shift[:, None]) + self.zp_out, self.lo, self.hi)
         return y.T.reshape(out_shape), {"acc": acc, **stats}
 
 

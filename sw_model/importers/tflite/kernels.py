@@ -51,13 +51,15 @@ def same_or_valid(in_size: int, k: int, stride: int, dilation: int, padding: int
 
 
 def windows(x, kh, kw, sh, sw, dh, dw, padding, pad_value):
-    """(N, OH, OW, kh*kw, C) windows of an NHWC tensor, padded with `pad_value`, in (ky, kx) order."""
+    """(N, OH, OW, kh*kw, C) windows of an NHWC tensor, padded with `pad_value`, in (ky, kx) order (int64; a
+    float tensor stays float64)."""
     n, h, w, c = x.shape
     oh, ph = same_or_valid(h, kh, sh, dh, padding)
     ow, pw = same_or_valid(w, kw, sw, dw, padding)
     need_h = (oh - 1) * sh + (kh - 1) * dh + 1
     need_w = (ow - 1) * sw + (kw - 1) * dw + 1
-    xp = np.full((n, max(need_h, ph + h), max(need_w, pw + w), c), pad_value, dtype=np.int64)
+    dtype = np.float64 if np.asarray(x).dtype.kind == "f" else np.int64
+    xp = np.full((n, max(need_h, ph + h), max(need_w, pw + w), c), pad_value, dtype=dtype)
     xp[:, ph:ph + h, pw:pw + w] = x
     parts = [xp[:, ky * dh:ky * dh + (oh - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
              for ky in range(kh) for kx in range(kw)]
