@@ -130,6 +130,8 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.network.endswith(".tflite"):
+        return _run_tflite(args)
     from hwgen.host.run_network import run_network
     from hwgen.host.runs import print_summary
     if args.network == "minilm-layer":
@@ -139,6 +141,18 @@ def cmd_run(args) -> int:
     print_summary(summary)
     print(f"wrote {Path(args.output) / ('run-' + args.network + '-' + args.backend + '.json')}")
     return 0 if summary["mismatches"] == 0 else 1
+
+
+def _run_tflite(args) -> int:
+    from hwgen.host.run_tflite import print_summary, run_tflite
+    if not args.input:
+        return _fail("run MODEL.tflite: --input: missing, allowed: one .npy per model input (one row per invoke)")
+    summary = run_tflite(args.network, args.input, args.labels, args.backend, args.system, args.sim, args.limit,
+                         args.rtl_samples, args.check_litert, args.label_output, out=Path(args.output))
+    print_summary(summary)
+    print(f"wrote {Path(args.output) / ('run-' + summary['network'] + '-' + args.backend + '.json')}")
+    bad = summary["mismatches"] or summary["litert_mismatches"]
+    return 0 if not bad else 1
 
 
 def cmd_build(args) -> int:
@@ -248,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "golden backend, cycles per inference and simulation speed.")
     rn.add_argument("network", help="network name: digits-mlp (L-Mul engine), digits-mlp-int8 (sparse chain), "
                     "digits-cnn (sparse chain, conv via im2col), digits-snn (spiking cores), minilm-layer (MiniLM encoder layer "
-                    "on the sparse chain + attention array)")
+                    "on the sparse chain + attention array), or an int8 MODEL.tflite (docs/import.md)")
     rn.add_argument("--config", help="engine config: preset or TOML (default: lmuldot-e4m3x16 / sparse-chain-8)")
     rn.add_argument("--backend", default="golden", choices=("golden", "rtl", "board"),
                     help="golden: numpy models; rtl: the accelerator top's Verilog simulated in bulk; board: the same "
@@ -260,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--limit", type=int, help="only the first N test samples")
     rn.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="simulator for rtl")
     rn.add_argument("-o", "--output", default="out/run", help="directory for the JSON record (default: out/run)")
+    rn.add_argument("--input", action="append", metavar="X.npy",
+                    help="MODEL.tflite: one .npy per model input, one row per invoke")
+    rn.add_argument("--labels", metavar="Y.npy", help="MODEL.tflite: labels, one per row, for the accuracy")
+    rn.add_argument("--label-output", type=int, default=0, help="MODEL.tflite: output whose argmax is the class")
+    rn.add_argument("--check-litert", action="store_true",
+                    help="MODEL.tflite: also run the LiteRT interpreter (reference kernels) and count differences")
     rn.set_defaults(func=cmd_run)
 
     bd = sub.add_parser("build", help="a bitstream of a design behind the UART host bridge for a board",

@@ -57,7 +57,7 @@ class TFLiteProgram:
                                   f"{len(self.model.subgraphs)})")
             checked.add(s)
             self._prepare_subgraph(self.model.subgraphs[s])
-        self.records = []
+        self.records, self.tensors = [], {}
         self.reset()
 
     # ---- interface -----------------------------------------------------------------------------------------
@@ -85,10 +85,11 @@ class TFLiteProgram:
         """(subgraph, op index, EngineOp) of every engine GEMM, in execution order."""
         return [(s, i, p["engine"]) for (s, i), p in self.plans.items() if "engine" in p]
 
-    def invoke(self, *inputs, backend=None) -> list[np.ndarray]:
+    def invoke(self, *inputs, backend=None, keep: bool = False) -> list[np.ndarray]:
         """One inference on the model's input tensors (numpy arrays of the input types and shapes; a single-input
         model also takes the array without the batch axis). Returns the outputs as numpy arrays of the output
-        types. `backend`: the engine for CONV/DEPTHWISE/FC (an object with gemm(config, w_q, x_q))."""
+        types. `backend`: the engine for CONV/DEPTHWISE/FC (an object with gemm(config, w_q, x_q)). `keep`: also
+        keep every tensor value of the main subgraph in `self.tensors` (index -> array), to compare op by op."""
         main = self.main
         if len(inputs) != len(main.inputs):
             raise TFLiteError(f"invoke: got {len(inputs)} input(s), allowed: {len(main.inputs)} (the model's inputs "
@@ -112,6 +113,7 @@ class TFLiteProgram:
                 values[i] = x.astype(np.float32)
         self.records = []
         self._run(main, values, backend or MatmulChainBackend())
+        self.tensors = values if keep else {}
         return [self._typed(main.tensors[i], values[i]) for i in main.outputs]
 
     @staticmethod

@@ -36,7 +36,7 @@ LAYERS = [("conv", 3, 8, 1, 1, "relu"), ("dw", 3, 16, 2, 1, "relu6"), ("conv", 1
           ("dw", 3, 16, 1, 2, "relu")]
 
 
-def test_set():
+def load_test_set():
     """The 360 test images as uint8 model inputs (360, 8, 8, 1) and their labels."""
     _, _, x, y = load_digits()
     return x.reshape(-1, 8, 8, 1).astype(np.uint8), y
@@ -224,7 +224,7 @@ def main(argv=None):
     print(f"float64 test accuracy {acc:.4f}; wrote {args.out}")
     if args.export_test:
         args.export_test.mkdir(parents=True, exist_ok=True)
-        x, y = test_set()
+        x, y = load_test_set()
         np.save(args.export_test / "digits_test_x.npy", x)
         np.save(args.export_test / "digits_test_y.npy", y)
 

@@ -1,0 +1,94 @@
+"""Whole models against the LiteRT interpreter (reference kernels), every output of every invoke bit for bit:
+the repo's digits depthwise CNN on the whole test split, and two published streaming wake-word models that ship
+inside the pymicro-wakeword wheel (resource variables, CALL_ONCE, SPLIT_V, STRIDED_SLICE, LOGISTIC, uint8 output),
+compared tensor by tensor."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sw_model.importers.tflite.models.digits_dwcnn import MODEL_PATH, load_test_set
+from sw_model.importers.tflite.program import TFLiteProgram
+from sw_model.host.network_int8 import Int8GoldenBackend
+from tests.importers.litert import interpreter, invoke
+
+try:
+    import pymicro_wakeword
+except ImportError as e:                                    # pragma: no cover
+    raise ImportError("the streaming-model tests read models shipped in pymicro-wakeword: run "
+                      "`pip install pymicro-wakeword` (in the dev extras)") from e
+
+WAKEWORD = Path(pymicro_wakeword.__file__).parent / "models"
+
+
+def test_digits_model_matches_litert_on_the_whole_test_set():
+    x, y = load_test_set()
+    prog, it = TFLiteProgram(MODEL_PATH), interpreter(MODEL_PATH)
+    ours_right = theirs_right = 0
+    for k in range(len(x)):
+        got, want = prog.invoke(x[k]), invoke(it, x[k])
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_array_equal(g, w, err_msg=f"image {k}")
+        ours_right += int(got[1].argmax() == y[k])
+        theirs_right += int(want[1].argmax() == y[k])
+    assert ours_right == theirs_right
+    assert ours_right / len(x) > 0.97                      # the float64 network scores 0.992
+
+
+def test_digits_model_every_tensor_on_the_beat_level_chain_model():
+    """A few images with the GEMMs on the chain's beat-level golden model; every intermediate tensor too."""
+    x, _ = load_test_set()
+    prog, it = TFLiteProgram(MODEL_PATH), interpreter(MODEL_PATH, keep=True)
+    for k in range(3):
+        prog.invoke(x[k], backend=Int8GoldenBackend(), keep=True)
+        invoke(it, x[k])
+        for op in prog.main.operators:
+            np.testing.assert_array_equal(prog.tensors[op.outputs[0]], it.get_tensor(op.outputs[0]),
+                                          err_msg=f"op {op.index} {op.op}")
+
+
+def _stream(shape, n, seed):
+    """A feature stream: uniform int8 frames, then quiet frames, then loud ones (exercises the clamps)."""
+    rng = np.random.default_rng(seed)
+    frames = [rng.integers(-128, 128, shape) for _ in range(n // 3)]
+    frames += [rng.integers(-128, -100, shape) for _ in range(n // 3)]
+    frames += [rng.integers(60, 128, shape) for _ in range(n - 2 * (n // 3))]
+    return [f.astype(np.int8) for f in frames]
+
+
+@pytest.mark.parametrize("name", ["okay_nabu", "alexa"])
+def test_streaming_wakeword_model_matches_litert_tensor_by_tensor(name):
+    path = WAKEWORD / f"{name}.tflite"
+    prog, it = TFLiteProgram(path), interpreter(path, keep=True)
+    assert {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"} <= \
+        {op.op for sub in prog.model.subgraphs for op in sub.operators}
+    compared = 0
+    for k, frame in enumerate(_stream(prog.input_details()[0]["shape"], 45, 1)):
+        got, want = prog.invoke(frame, keep=True), invoke(it, frame)
+        assert got[0].dtype == want[0].dtype == np.uint8
+        np.testing.assert_array_equal(got[0], want[0], err_msg=f"invoke {k}")
+        for op in prog.main.operators:
+            for o in op.outputs:
+                if prog.main.tensors[o].type_name in ("INT8", "UINT8"):
+                    np.testing.assert_array_equal(prog.tensors[o], it.get_tensor(o),
+                                                  err_msg=f"invoke {k}, op {op.index} {op.op}")
+                    compared += 1
+    assert compared > 45 * 30
+
+
+def test_streaming_state_is_kept_between_invokes_and_reset_restores_it():
+    path = WAKEWORD / "okay_nabu.tflite"
+    prog = TFLiteProgram(path)
+    frames = _stream(prog.input_details()[0]["shape"], 6, 2)
+    first = [prog.invoke(f, keep=True) for f in frames]
+    state = {k: v.copy() for k, v in prog.variables.items()}
+    assert len(state) == 6 and prog.called_once == {1}
+    prog.invoke(frames[0])                              # the same frame again: the state has moved on
+    assert any(not np.array_equal(state[k], prog.variables[k]) for k in state)
+    prog.reset()
+    assert prog.variables == {} and prog.called_once == set()
+    again = [prog.invoke(f) for f in frames]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(prog.variables[next(iter(state))], state[next(iter(state))])
