@@ -27,6 +27,7 @@ HOST_OPS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "MUL", "RESHAPE", "PAD", "P
             "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE")
 SUPPORTED = ENGINE_OPS + HOST_OPS
 QUANT8 = ("INT8", "UINT8")
+F32 = np.float32
 
 
 def _where(s, op) -> str:
@@ -194,6 +195,14 @@ class TFLiteProgram:
                 raise TFLiteError(f"{_where(s, op)}: fused activation {K.ACTIVATIONS[act]}, allowed: NONE")
             for t in ins + outs:
                 self._q(s, op, t)
+            y = outs[0]
+            for t in ins:
+                if t.type_name != y.type_name:
+                    raise TFLiteError(f"{_where(s, op)}: {t.describe()} is {t.type_name}, the output {y.type_name}; "
+                                      "allowed: one type")
+                if t.type_name == "INT8" and (F32(t.scale[0]) != F32(y.scale[0]) or t.zero_point[0] != y.zero_point[0]):
+                    raise TFLiteError(f"{_where(s, op)}: INT8 input {t.describe()} has another scale/zero point than "
+                                      "the output; allowed: the same (TFLite rescales only UINT8)")
             return {}
         if op.op == "STRIDED_SLICE":
             if o.get("EllipsisMask", 0) or o.get("NewAxisMask", 0):
