@@ -48,7 +48,7 @@ def _package_files(venv_dir: Path) -> set[Path]:
 def test_wheel_holds_every_module_and_board(installed):
     names = set(zipfile.ZipFile(installed["wheel"]).namelist())
     sources = {str(p.relative_to(ROOT)) for pkg in ("hwgen", "sw_model") for p in (ROOT / pkg).rglob("*")
-               if p.suffix in (".py", ".toml") and "__pycache__" not in p.parts}
+               if p.suffix in (".py", ".toml", ".tflite") and "__pycache__" not in p.parts}
     assert sources and not sources - names, f"missing from the wheel: {sorted(sources - names)}"
 
 

@@ -1,0 +1,36 @@
+"""TFLite models with their engine GEMMs on the accelerator top's Verilog (system-default, bulk simulation): every
+accumulator equal to the golden backend's and every output equal to the LiteRT interpreter's (reference kernels),
+on a few invokes of the digits depthwise CNN and of a streaming wake-word model (state carried across invokes)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwgen.host.run_tflite import run_tflite
+from sw_model.importers.tflite.models.digits_dwcnn import MODEL_PATH, load_test_set
+
+pytestmark = pytest.mark.rtl
+
+
+def test_digits_dwcnn_on_rtl_matches_golden_and_litert(tmp_path):
+    x, y = load_test_set()
+    np.save(tmp_path / "x.npy", x[:3])
+    np.save(tmp_path / "y.npy", y[:3])
+    s = run_tflite(MODEL_PATH, [tmp_path / "x.npy"], tmp_path / "y.npy", backend="rtl", rtl_samples=2,
+                   check_litert=True, label_output=1, out=tmp_path)
+    assert s["samples"] == 3 and s["samples_on_device"] == 2
+    assert s["mismatches"] == 0 and s["litert_mismatches"] == 0
+    assert [e["op"] for e in s["engine_ops"]] == ["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "DEPTHWISE_CONV_2D",
+                                                 "FULLY_CONNECTED"]
+    assert all(e["ran_on"] == "rtl" for e in s["engine_ops"]) and s["cycles_total"] > 0
+    assert (tmp_path / "run-digits_dwcnn-rtl.json").is_file()
+
+
+def test_streaming_wakeword_model_on_rtl(tmp_path):
+    import pymicro_wakeword
+    path = Path(pymicro_wakeword.__file__).parent / "models" / "okay_nabu.tflite"
+    rng = np.random.default_rng(5)
+    np.save(tmp_path / "x.npy", rng.integers(-128, 128, (2, 1, 3, 40)).astype(np.int8))
+    s = run_tflite(path, [tmp_path / "x.npy"], backend="rtl", check_litert=True, out=tmp_path)
+    assert s["samples_on_device"] == 2 and s["mismatches"] == 0 and s["litert_mismatches"] == 0
+    assert len(s["engine_ops"]) == 15 and all(e["ran_on"] == "rtl" for e in s["engine_ops"])
