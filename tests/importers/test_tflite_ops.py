@@ -122,6 +122,17 @@ def test_add_mul_with_broadcast(op):
     check(b.build([x1, x2], [y]), [int8, int8], n=20)
 
 
+@pytest.mark.parametrize("axes,keep,out_shape", [([1, 2], True, (1, 1, 1, 6)), ([1, 2], False, (1, 6)),
+                                                 ([3], False, (1, 5, 7)), ([-1, 1], True, (1, 1, 7, 1))])
+def test_mean(axes, keep, out_shape):
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 5, 7, 6), "INT8", scale=0.04, zero_point=-11)
+    axis = b.tensor("axis", (len(axes),), "INT32", data=np.array(axes))
+    y = b.tensor("y", out_shape, "INT8", scale=0.03, zero_point=6)
+    b.op("MEAN", [x, axis], [y], KeepDims=keep)
+    check(b.build([x], [y]), [int8], n=30)
+
+
 def test_logistic_every_code():
     b = ModelBuilder()
     x = b.tensor("x", (1, 256), "INT8", scale=0.0625, zero_point=3)
@@ -163,6 +174,16 @@ def test_dequantize():
     y = b.tensor("y", (1, 50), "FLOAT32")
     b.op("DEQUANTIZE", [x], [y])
     check(b.build([x], [y]), [int8])
+
+
+def test_padv2_pads_with_its_constant():
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 3, 3, 2), "INT8", scale=0.05, zero_point=-9)
+    pads = b.tensor("pads", (4, 2), "INT32", data=np.array([[0, 0], [2, 0], [1, 1], [0, 0]]))
+    value = b.tensor("v", (), "INT8", data=np.array(77), scale=0.05, zero_point=-9)
+    y = b.tensor("y", (1, 5, 5, 2), "INT8", scale=0.05, zero_point=-9)
+    b.op("PADV2", [x, pads, value], [y])
+    check(b.build([x], [y]), [int8], n=3)
 
 
 def _concat(kind, axis=1):

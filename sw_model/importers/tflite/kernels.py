@@ -110,6 +110,23 @@ def mul(a, b, zp1, zp2, zpo, q, lo, hi):
     return np.clip(multiply_by_quantized_multiplier((a - zp1) * (b - zp2), *q) + zpo, lo, hi)
 
 
+def prepare_mean(s_in, s_out, n: int) -> tuple[int, int]:
+    """(multiplier, shift) of int8 MEAN over n elements: QuantizeMultiplier(s_in / s_out), then the 1/n folded in
+    as reference_ops::QuantizedMeanOrSum does: shift = min(floor(log2 n), 32, 31 + shift_out), multiplier =
+    (multiplier << shift) / n truncated."""
+    m, sh = quantize_multiplier(float(s_in) / float(s_out))
+    k = min(n.bit_length() - 1, 32, 31 + sh)
+    return (m << k) // n, sh - k
+
+
+def mean(x, axes, keep_dims, zp_in, zp_out, q, lo, hi):
+    """reference_ops::QuantizedMeanOrSum (mean): sum over the axes, minus zp_in * n, one requantization."""
+    x = np.asarray(x, np.int64)
+    n = int(np.prod([x.shape[a] for a in axes]))
+    total = x.sum(axis=tuple(axes), keepdims=keep_dims) - zp_in * n
+    return np.clip(multiply_by_quantized_multiplier(total, *q) + zp_out, lo, hi)
+
+
 # ---- quantize / dequantize -----------------------------------------------------------------------------------
 def requantize_tensor(x, zp_in, zp_out, q, lo, hi):
     """QUANTIZE between integer types (e.g. uint8 <-> int8): MultiplyByQuantizedMultiplier(x - zp_in) + zp_out."""

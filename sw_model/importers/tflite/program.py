@@ -22,7 +22,7 @@ from sw_model.importers.tflite.reader import Model, TFLiteError, read_model
 from sw_model.sparse.config import SparseChainConfig
 
 ENGINE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-HOST_OPS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "MUL", "RESHAPE", "PAD", "PADV2", "CONCATENATION",
+HOST_OPS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD", "MUL", "RESHAPE", "PAD", "PADV2", "CONCATENATION",
             "STRIDED_SLICE", "SPLIT", "SPLIT_V", "SOFTMAX", "LOGISTIC", "QUANTIZE", "DEQUANTIZE", "VAR_HANDLE",
             "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE")
 SUPPORTED = ENGINE_OPS + HOST_OPS
@@ -181,6 +181,14 @@ class TFLiteProgram:
                 raise TFLiteError(f"{_where(s, op)}: input and output quantization differ; allowed: equal (as "
                                   "TFLite requires)")
             return {"lo_hi": K.activation_range(act, y.scale[0], int(y.zero_point[0]), y.type_name)}
+        if op.op == "MEAN":
+            x, y = self._q(s, op, ins[0]), self._q(s, op, outs[0])
+            axes = sorted({int(a) % len(x.shape) for a in self._const(s, op, ins[1], "axis").reshape(-1)})
+            if not axes:
+                raise TFLiteError(f"{_where(s, op)}: an empty axis list, allowed: at least one axis")
+            n = int(np.prod([x.shape[a] for a in axes]))
+            return {"axes": axes, "keep": bool(o.get("KeepDims", False)),
+                    "q": K.prepare_mean(x.scale[0], y.scale[0], n), "lo_hi": K.TYPE_RANGE[y.type_name]}
         if op.op in ("ADD", "MUL"):
             a, b, y = (self._q(s, op, t) for t in (ins[0], ins[1], outs[0]))
             plan = {"lo_hi": K.activation_range(act, y.scale[0], int(y.zero_point[0]), y.type_name)}
@@ -280,6 +288,10 @@ class TFLiteProgram:
                 f = K.average_pool if name == "AVERAGE_POOL_2D" else K.max_pool
                 values[op.outputs[0]] = f(val(op.inputs[0]), o["FilterHeight"], o["FilterWidth"], o["StrideH"],
                                           o["StrideW"], o["Padding"], *plan["lo_hi"])
+            elif name == "MEAN":
+                out = K.mean(val(op.inputs[0]), plan["axes"], plan["keep"], int(ins[0].zero_point[0]),
+                             int(y.zero_point[0]), plan["q"], *plan["lo_hi"])
+                values[op.outputs[0]] = out.reshape(y.shape)
             elif name == "ADD":
                 a, b = ins[0], ins[1]
                 values[op.outputs[0]] = K.add(val(op.inputs[0]), val(op.inputs[1]), int(a.zero_point[0]),

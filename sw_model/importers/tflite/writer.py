@@ -17,7 +17,7 @@ from sw_model.importers.tflite.reader import TENSOR_TYPES, _schema
 OPTIONS = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
            "FULLY_CONNECTED": "FullyConnectedOptions", "AVERAGE_POOL_2D": "Pool2DOptions",
            "MAX_POOL_2D": "Pool2DOptions", "SOFTMAX": "SoftmaxOptions", "RESHAPE": "ReshapeOptions",
-           "ADD": "AddOptions", "MUL": "MulOptions", "CONCATENATION": "ConcatenationOptions", "PAD": "PadOptions",
+           "ADD": "AddOptions", "MUL": "MulOptions", "CONCATENATION": "ConcatenationOptions", "PAD": "PadOptions", "PADV2": "PadV2Options",
            "STRIDED_SLICE": "StridedSliceOptions", "SPLIT": "SplitOptions", "SPLIT_V": "SplitVOptions",
            "QUANTIZE": "QuantizeOptions", "DEQUANTIZE": "DequantizeOptions", "MEAN": "ReducerOptions"}
 TYPE_CODES = {name: code for code, (name, _) in TENSOR_TYPES.items()}
