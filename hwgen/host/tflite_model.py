@@ -47,8 +47,7 @@ class TFLiteModel:
             self.engine = MatmulChainBackend()
         else:
             from hwgen.host.system_backend import SystemBackend
-            self.engine = SystemBackend(self.system_config, backend, sim)
-            self.engine.system_name = self.system_name
+            self.engine = SystemBackend(system, backend, sim)
 
     def invoke(self, *inputs):
         return self.program.invoke(*inputs, backend=self.engine)

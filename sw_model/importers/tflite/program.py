@@ -19,6 +19,7 @@ from sw_model.host.netdesc import MatmulChainBackend
 from sw_model.importers.tflite import kernels as K
 from sw_model.importers.tflite.engine_ops import make_engine_op
 from sw_model.importers.tflite.reader import Model, TFLiteError, read_model
+from sw_model.numerics.requant import quantize_multiplier
 from sw_model.sparse.config import SparseChainConfig
 
 ENGINE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -171,9 +172,9 @@ class TFLiteProgram:
                                   f"{w.quantized_dimension}, allowed: the output-channel dimension")
             if op.op == "FULLY_CONNECTED" and o.get("WeightsFormat", 0) != 0:
                 raise TFLiteError(f"{_where(s, op)}: weights format {o['WeightsFormat']}, allowed: 0 (DEFAULT)")
-            if op.op == "DEPTHWISE_CONV_2D" and w.shape[3] != x.shape[3] * o.get("DepthMultiplier", 1) \
-                    and w.shape[3] % x.shape[3]:
-                raise TFLiteError(f"{_where(s, op)}: {w.shape[3]} output channels for {x.shape[3]} input channels")
+            if op.op == "DEPTHWISE_CONV_2D" and w.shape[3] % x.shape[3]:
+                raise TFLiteError(f"{_where(s, op)}: {w.shape[3]} output channels for {x.shape[3]} input channels, "
+                                  "allowed: a multiple (the depth multiplier)")
             return {"engine": make_engine_op(op, x, w, b, y, o)}
         if op.op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
             x, y = self._q(s, op, ins[0]), self._q(s, op, outs[0])
@@ -195,7 +196,6 @@ class TFLiteProgram:
             if op.op == "ADD":
                 plan["params"] = K.prepare_add(a.scale[0], b.scale[0], y.scale[0])
             else:
-                from sw_model.numerics.requant import quantize_multiplier
                 plan["q"] = quantize_multiplier(float(a.scale[0]) * float(b.scale[0]) / float(y.scale[0]))
             return plan
         if op.op == "CONCATENATION":
@@ -246,7 +246,6 @@ class TFLiteProgram:
             if x.type_name == "FLOAT32":
                 return {"from_float": True}
             self._q(s, op, x, QUANT8 + ("INT16",), "input")
-            from sw_model.numerics.requant import quantize_multiplier
             return {"q": quantize_multiplier(float(x.scale[0]) / float(y.scale[0]))}
         if op.op == "DEQUANTIZE":
             self._q(s, op, ins[0], QUANT8 + ("INT16",), "input")
