@@ -4,8 +4,8 @@ For each model: every invoke of the data set on the golden backend with the Lite
 `OpResolverType.BUILTIN_REF`) alongside, counting output values that differ; the digits model's accuracy (ours
 and the interpreter's); then the first `--rtl` invokes with every engine GEMM on the accelerator top's Verilog
 (system-default, Verilator), accumulators compared with the golden backend, and the simulated cycles per invoke.
-Inputs: the digits test split (360 uint8 images); for the wake-word models a seeded int8 feature stream
-(uniform, then quiet, then loud frames) of `--frames` invokes.
+Inputs: the digits test split (360 uint8 images); for the wake-word models `--frames` invokes of features of
+seeded synthetic audio (`sw_model.importers.tflite.models.wakeword.feature_stream`).
 
 Run: `python benchmarks/tflite_import.py [--frames 300] [--rtl 2]` (golden part ~10 s, RTL part minutes).
 """
@@ -23,18 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from hwgen.host.run_tflite import run_tflite  # noqa: E402
 from sw_model.importers.tflite.models.digits_dwcnn import MODEL_PATH, load_test_set  # noqa: E402
-
-
-def wakeword(name: str) -> Path:
-    import pymicro_wakeword
-    return Path(pymicro_wakeword.__file__).parent / "models" / f"{name}.tflite"
-
-
-def stream(n: int, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    third = n // 3
-    return np.concatenate([rng.integers(-128, 128, (third, 1, 3, 40)), rng.integers(-128, -100, (third, 1, 3, 40)),
-                           rng.integers(60, 128, (n - 2 * third, 1, 3, 40))]).astype(np.int8)
+from sw_model.importers.tflite.models.wakeword import feature_stream, model_path  # noqa: E402
+from sw_model.importers.tflite.reader import read_model  # noqa: E402
 
 
 def measure(frames: int, rtl: int) -> dict:
@@ -44,9 +34,12 @@ def measure(frames: int, rtl: int) -> dict:
         x, y = load_test_set()
         np.save(tmp / "digits_x.npy", x)
         np.save(tmp / "digits_y.npy", y)
-        np.save(tmp / "stream.npy", stream(frames))
         cases = [("digits_dwcnn", MODEL_PATH, tmp / "digits_x.npy", tmp / "digits_y.npy", 1)]
-        cases += [(n, wakeword(n), tmp / "stream.npy", None, 0) for n in ("okay_nabu", "alexa")]
+        for n in ("okay_nabu", "alexa"):
+            t = read_model(model_path(n)).subgraphs[0]
+            t = t.tensors[t.inputs[0]]
+            np.save(tmp / f"{n}.npy", feature_stream(frames, t.scale[0], int(t.zero_point[0])))
+            cases.append((n, model_path(n), tmp / f"{n}.npy", None, 0))
         for name, path, xs, ys, label_output in cases:
             g = run_tflite(path, [xs], ys, "golden", check_litert=True, label_output=label_output)
             row = {"model": name, "invokes": g["samples"], "litert_mismatches": g["litert_mismatches"],

@@ -1,13 +1,12 @@
 """TFLite models with their engine GEMMs on the accelerator top's Verilog (system-default, bulk simulation): every
 accumulator equal to the golden backend's and every output equal to the LiteRT interpreter's (reference kernels),
 on a few invokes of the digits depthwise CNN and of a streaming wake-word model (state carried across invokes)."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from hwgen.host.run_tflite import run_tflite
 from sw_model.importers.tflite.models.digits_dwcnn import MODEL_PATH, load_test_set
+from sw_model.importers.tflite.models.wakeword import feature_stream, model_path
 
 pytestmark = pytest.mark.rtl
 
@@ -27,10 +26,18 @@ def test_digits_dwcnn_on_rtl_matches_golden_and_litert(tmp_path):
 
 
 def test_streaming_wakeword_model_on_rtl(tmp_path):
-    import pymicro_wakeword
-    path = Path(pymicro_wakeword.__file__).parent / "models" / "okay_nabu.tflite"
-    rng = np.random.default_rng(5)
-    np.save(tmp_path / "x.npy", rng.integers(-128, 128, (2, 1, 3, 40)).astype(np.int8))
+    path = model_path("okay_nabu")
+    np.save(tmp_path / "x.npy", feature_stream(104, 0.10196078568696976, -128)[102:])   # two frames of audio features
     s = run_tflite(path, [tmp_path / "x.npy"], backend="rtl", check_litert=True, out=tmp_path)
     assert s["samples_on_device"] == 2 and s["mismatches"] == 0 and s["litert_mismatches"] == 0
     assert len(s["engine_ops"]) == 15 and all(e["ran_on"] == "rtl" for e in s["engine_ops"])
+
+
+@pytest.mark.slow
+def test_digits_dwcnn_one_invoke_on_the_board(tmp_path):
+    """The same GEMMs behind the UART bridge (simulated serial line): ~10 minutes for one image."""
+    x, _ = load_test_set()
+    np.save(tmp_path / "x.npy", x[:1])
+    s = run_tflite(MODEL_PATH, [tmp_path / "x.npy"], backend="board", check_litert=True, out=tmp_path)
+    assert s["samples_on_device"] == 1 and s["mismatches"] == 0 and s["litert_mismatches"] == 0
+    assert all(e["ran_on"] == "board" for e in s["engine_ops"])

@@ -1,24 +1,15 @@
 """Whole models against the LiteRT interpreter (reference kernels), every output of every invoke bit for bit:
 the repo's digits depthwise CNN on the whole test split, and two published streaming wake-word models that ship
 inside the pymicro-wakeword wheel (resource variables, CALL_ONCE, SPLIT_V, STRIDED_SLICE, LOGISTIC, uint8 output),
-compared tensor by tensor."""
-from pathlib import Path
-
+compared tensor by tensor on features of synthetic audio and on uniform / quiet / loud int8 frames."""
 import numpy as np
 import pytest
 
 from sw_model.importers.tflite.models.digits_dwcnn import MODEL_PATH, load_test_set
 from sw_model.importers.tflite.program import TFLiteProgram
 from sw_model.host.network_int8 import Int8GoldenBackend
+from sw_model.importers.tflite.models.wakeword import feature_stream, model_path
 from tests.importers.litert import interpreter, invoke
-
-try:
-    import pymicro_wakeword
-except ImportError as e:                                    # pragma: no cover
-    raise ImportError("the streaming-model tests read models shipped in pymicro-wakeword: run "
-                      "`pip install pymicro-wakeword` (in the dev extras)") from e
-
-WAKEWORD = Path(pymicro_wakeword.__file__).parent / "models"
 
 
 def test_digits_model_matches_litert_on_the_whole_test_set():
@@ -59,27 +50,29 @@ def _stream(shape, n, seed):
 
 @pytest.mark.parametrize("name", ["okay_nabu", "alexa"])
 def test_streaming_wakeword_model_matches_litert_tensor_by_tensor(name):
-    path = WAKEWORD / f"{name}.tflite"
+    path = model_path(name)
     prog, it = TFLiteProgram(path), interpreter(path, keep=True)
     assert {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"} <= \
         {op.op for sub in prog.model.subgraphs for op in sub.operators}
-    compared = 0
-    for k, frame in enumerate(_stream(prog.input_details()[0]["shape"], 45, 1)):
+    d = prog.input_details()[0]
+    frames = list(feature_stream(160, d["scale"][0], d["zero_point"][0])) + _stream(d["shape"], 30, 1)
+    compared, outputs = 0, set()
+    for k, frame in enumerate(frames):
         got, want = prog.invoke(frame, keep=True), invoke(it, frame)
         assert got[0].dtype == want[0].dtype == np.uint8
         np.testing.assert_array_equal(got[0], want[0], err_msg=f"invoke {k}")
+        outputs.add(int(got[0].ravel()[0]))
         for op in prog.main.operators:
             for o in op.outputs:
                 if prog.main.tensors[o].type_name in ("INT8", "UINT8"):
                     np.testing.assert_array_equal(prog.tensors[o], it.get_tensor(o),
                                                   err_msg=f"invoke {k}, op {op.index} {op.op}")
                     compared += 1
-    assert compared > 45 * 30
+    assert compared > 190 * 30 and len(outputs) > 3          # the probabilities move: not a constant output
 
 
 def test_streaming_state_is_kept_between_invokes_and_reset_restores_it():
-    path = WAKEWORD / "okay_nabu.tflite"
-    prog = TFLiteProgram(path)
+    prog = TFLiteProgram(model_path("okay_nabu"))
     frames = _stream(prog.input_details()[0]["shape"], 6, 2)
     first = [prog.invoke(f, keep=True) for f in frames]
     state = {k: v.copy() for k, v in prog.variables.items()}
