@@ -41,7 +41,9 @@ class TFLiteModel:
         if backend not in BACKENDS:
             raise ValueError(f"backend: got {backend!r}, allowed: {', '.join(BACKENDS)}")
         self.system_name, self.system_config, self.engine_config = system_engine(system)
-        self.program = TFLiteProgram(path, config=self.engine_config)
+        # one dot product must fit half a scratchpad (the system double-buffers): longer K is split on the host
+        max_k = self.system_config.spad_depth // 2 * self.engine_config.stages
+        self.program = TFLiteProgram(path, config=self.engine_config, max_k=max_k)
         self.backend_name = backend
         if backend == "golden":
             self.engine = MatmulChainBackend()

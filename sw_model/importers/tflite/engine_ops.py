@@ -56,10 +56,10 @@ class EngineOp:
         n, oh, ow = win.shape[:3]
         return win.reshape(n * oh * ow, -1).T, (n, oh, ow, self.w_q.shape[0])
 
-    def run(self, x, backend, config, max_beats: int = 1 << 16):
+    def run(self, x, backend, config, max_beats: int = 1 << 16, max_k: int | None = None):
         """int8 output tensor and the record (int32 accumulators before requantization, summed backend stats)."""
         cols, out_shape = self.columns(np.asarray(x, np.int64))
-        acc, stats = engine_gemm(self.w_q, cols, backend, config, max_beats)
+        acc, stats = engine_gemm(self.w_q, cols, backend, config, max_beats, max_k)
         acc = acc + self.bias[:, None]
         mbqm = multiply_by_quantized_multiplier_single_round if self.op == "FULLY_CONNECTED" else \
             multiply_by_quantized_multiplier
@@ -67,11 +67,14 @@ class EngineOp:
         return y.T.reshape(out_shape), {"acc": acc, **stats}
 
 
-def engine_gemm(w_q, cols, backend, config, max_beats):
-    """(R, K) x (K, B) on `backend` in calls that fit: K split so |partial sum| < 2^(acc_bits - 1), columns split
-    so one call streams at most `max_beats` beats. Returns exact int64 products and summed stats."""
+def engine_gemm(w_q, cols, backend, config, max_beats, max_k=None):
+    """(R, K) x (K, B) on `backend` in calls that fit: K split so |partial sum| < 2^(acc_bits - 1) and into parts
+    of at most `max_k` (a system's scratchpad holds one dot product of at most half its depth in beats), columns
+    split so one call streams at most `max_beats` beats. Returns exact int64 products and summed stats."""
     r, k = w_q.shape
     k_step = max(1, ((1 << (config.acc_bits - 1)) - 1) // (128 * 128))
+    if max_k is not None:
+        k_step = max(1, min(k_step, max_k))
     stats = {"cycles": None, "beats": 0, "sim_seconds": 0.0, "calls": 0}
     total = np.zeros((r, cols.shape[1]), np.int64)
     for k0 in range(0, k, k_step):
