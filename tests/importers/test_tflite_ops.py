@@ -276,3 +276,39 @@ def test_bad_input_shape_and_range_are_refused():
 def test_not_a_tflite_file_is_refused():
     with pytest.raises(TFLiteError, match="without the TFLite identifier 'TFL3'"):
         TFLiteProgram(b"\x00" * 32)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_conv_geometries(seed):
+    """Seeded random CONV_2D / DEPTHWISE_CONV_2D / pooling geometries: even and odd kernels, strides larger than
+    the kernel, dilation with SAME padding, non-square inputs, every fused activation."""
+    rng = np.random.default_rng(100 + seed)
+    h, w = rng.integers(3, 10, 2)
+    kh, kw = rng.integers(1, 5, 2)
+    sh, sw = rng.integers(1, 4, 2)
+    dh, dw = (rng.integers(1, 3, 2) if rng.random() < 0.5 else (1, 1))
+    padding = int(rng.integers(2))
+    if padding == 1 and ((h - ((kh - 1) * dh + 1)) < 0 or (w - ((kw - 1) * dw + 1)) < 0):
+        padding = 0
+
+    def out(n, k, s, d):
+        return -(-n // s) if padding == 0 else (n - ((k - 1) * d + 1) + s) // s
+    oh, ow = out(h, kh, sh, dh), out(w, kw, sw, dw)
+    c = int(rng.integers(1, 4))
+    geo = dict(Padding=padding, StrideH=int(sh), StrideW=int(sw), DilationHFactor=int(dh), DilationWFactor=int(dw))
+    act = int(rng.choice([0, 1, 2, 3]))
+    zp = int(rng.integers(-128, 128))
+    if seed % 2:
+        data = conv_model("CONV_2D", (1, h, w, c), (3, kh, kw, c), (1, oh, ow, 3), zp, act, **geo)
+    else:
+        m = int(rng.integers(1, 3))
+        data = conv_model("DEPTHWISE_CONV_2D", (1, h, w, c), (1, kh, kw, c * m), (1, oh, ow, c * m), zp, act,
+                          DepthMultiplier=m, **geo)
+    check(data, [int8], n=6)
+    if dh == dw == 1:
+        b = ModelBuilder()
+        x = b.tensor("x", (1, h, w, c), "INT8", scale=0.1, zero_point=zp)
+        y = b.tensor("y", (1, oh, ow, c), "INT8", scale=0.1, zero_point=zp)
+        b.op("AVERAGE_POOL_2D" if seed % 3 else "MAX_POOL_2D", [x], [y], Padding=padding, StrideH=int(sh),
+             StrideW=int(sw), FilterHeight=int(kh), FilterWidth=int(kw), FusedActivationFunction=act)
+        check(b.build([x], [y]), [int8], n=6)
