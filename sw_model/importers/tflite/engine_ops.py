@@ -11,10 +11,13 @@ im2col on the host: one column per output pixel, rows in TFLite's filter order (
 convolution becomes ONE block-diagonal GEMM: output channel c*m + j has its kernel in the columns of input
 channel c and zeros elsewhere (dense mode multiplies those zeros: C times the MACs of the depthwise layer, one
 engine job instead of C). The int32 result is requantized per channel on the host (MultiplyByQuantizedMultiplier
-with the multiplier of double(s_x) * double(s_w[c]) / double(s_out), + zp_out, clamp to the fused activation).
+with the multiplier of double(s_x) * double(s_w[c]) / double(s_out), + zp_out, clamp to the fused activation);
+FULLY_CONNECTED with ruy's single-rounding MultiplyByQuantizedMultiplier, which LiteRT's reference build uses
+for it (the convolutions use gemmlowp's two roundings).
 
 The engine is any object with `gemm(config, w_q (R, K), x_q (K, B)) -> ((R, B) int64, stats)`; calls are split
-by columns (at most `max_beats` beats each) and by K (so no partial sum can wrap the chain's accumulator).
+by columns (at most `max_beats` beats each) and by K (no partial sum can wrap the chain's accumulator; at most
+`max_k` per call), the parts summed exactly on the host.
 """
 from __future__ import annotations
 
@@ -120,10 +123,10 @@ def make_engine_op(op, x, w, b, y, options) -> EngineOp:
         r = wv.shape[0]
         w_q = wv.reshape(r, -1)
         keep = options.get("KeepNumDims", False)
-        in_shape, out_shape = tuple(x.shape), tuple(y.shape)
+        in_shape = tuple(x.shape)
 
-        def fc_shape(rows, keep=keep, in_shape=in_shape, out_shape=out_shape):
-            return tuple(in_shape[:-1]) + (r,) if keep else (rows, r)
+        def fc_shape(rows, keep=keep, in_shape=in_shape):
+            return in_shape[:-1] + (r,) if keep else (rows, r)
         geometry = {"out_shape": fc_shape}
     if op.op != "FULLY_CONNECTED":
         geometry.update(sh=options.get("StrideH", 1), sw=options.get("StrideW", 1),
