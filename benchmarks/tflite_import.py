@@ -7,6 +7,11 @@ and the interpreter's); then the first `--rtl` invokes with every engine GEMM on
 Inputs: the digits test split (360 uint8 images); for the wake-word models `--frames` invokes of features of
 seeded synthetic audio (`sw_model.importers.tflite.models.wakeword.feature_stream`).
 
+Depthwise mapping: the accelerator-top cycles per invoke (the system's documented cycle model, evaluated by the
+golden system on the command programs, averaged over 2 invokes) when each depthwise layer is one block-diagonal
+GEMM (default) or one GEMM per `group` input channels; with `--rtl`, the default and group 4 also run on the RTL
+for one invoke, whose measured cycles must equal the model's.
+
 Run: `python benchmarks/tflite_import.py [--frames 300] [--rtl 2]` (golden part ~10 s, RTL part minutes).
 """
 from __future__ import annotations
@@ -53,7 +58,40 @@ def measure(frames: int, rtl: int) -> dict:
                            rtl_litert_mismatches=r["litert_mismatches"],
                            rtl_cycles_per_invoke=r["cycles_per_inference"], rtl_wall_s=r["wall_s"])
             rows.append(row)
-    return {"command": "python benchmarks/tflite_import.py " + " ".join(sys.argv[1:]), "rows": rows}
+    return {"command": "python benchmarks/tflite_import.py " + " ".join(sys.argv[1:]), "rows": rows,
+            "depthwise": depthwise_groups(rtl)}
+
+
+def depthwise_groups(rtl: int) -> list[dict]:
+    from hwgen.host.system_backend import SystemBackend
+    from hwgen.host.tflite_model import TFLiteModel
+    gold = SystemBackend("system-default", "golden")
+    x_digits = load_test_set()[0][:2]
+    out = []
+    for name, path in (("digits_dwcnn", MODEL_PATH), ("okay_nabu", model_path("okay_nabu"))):
+        t = read_model(path).subgraphs[0]
+        t = t.tensors[t.inputs[0]]
+        xs = x_digits if name == "digits_dwcnn" else feature_stream(2, t.scale[0], int(t.zero_point[0]))
+        for group in (None, 8, 4, 1):
+            m = TFLiteModel(path, depthwise_group=group)
+            m.engine = gold
+            cycles = calls = beats = 0
+            for x in xs:
+                m.invoke(x)
+                cycles += sum(r["model_cycles"] for r in m.records)
+                calls += sum(r["calls"] for r in m.records)
+                beats += sum(r["beats"] for r in m.records)
+            row = {"model": name, "group": group, "model_cycles_per_invoke": cycles / len(xs),
+                   "engine_calls_per_invoke": calls / len(xs), "engine_beats_per_invoke": beats / len(xs)}
+            if rtl and group in (None, 4):
+                dev = TFLiteModel(path, backend="rtl", depthwise_group=group)
+                dev.invoke(xs[0])
+                row["rtl_cycles_first_invoke"] = sum(r["cycles"] for r in dev.records)
+                m.reset()
+                m.invoke(xs[0])
+                row["model_cycles_first_invoke"] = sum(r["model_cycles"] for r in m.records)
+            out.append(row)
+    return out
 
 
 def litert_accuracy(path, x, y, k) -> float:
@@ -83,7 +121,17 @@ def markdown(res: dict) -> str:
         lines.append(f"| {r['model']} | {r['invokes']} | {r['litert_mismatches']} | {acc} | {r['engine_gemms']} "
                      f"| {rtl} |")
     lines += ["", "Host ops per model: " + "; ".join(f"{r['model']}: {', '.join(r['host_ops'])}" for r in res["rows"]),
-              ""]
+              "", "## Depthwise layers: one block-diagonal GEMM or one per group of channels", "",
+              "Accelerator-top cycles per invoke from the system's cycle model (golden system, 2 invokes); group "
+              "'all' is the default. RTL: measured cycles of the first invoke next to the model's.", "",
+              "| model | channels per depthwise GEMM | cycles per invoke (model) | engine calls | engine beats "
+              "| RTL cycles, first invoke (measured / model) |", "|---|---|---|---|---|---|"]
+    for r in res["depthwise"]:
+        rtl = (f"{r['rtl_cycles_first_invoke']} / {r['model_cycles_first_invoke']}"
+               if "rtl_cycles_first_invoke" in r else "-")
+        lines.append(f"| {r['model']} | {r['group'] or 'all'} | {r['model_cycles_per_invoke']:.0f} | "
+                     f"{r['engine_calls_per_invoke']:.0f} | {r['engine_beats_per_invoke']:.0f} | {rtl} |")
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -148,7 +148,8 @@ def _run_tflite(args) -> int:
     if not args.input:
         return _fail("run MODEL.tflite: --input: missing, allowed: one .npy per model input (one row per invoke)")
     summary = run_tflite(args.network, args.input, args.labels, args.backend, args.system, args.sim, args.limit,
-                         args.rtl_samples, args.check_litert, args.label_output, out=Path(args.output))
+                         args.rtl_samples, args.check_litert, args.label_output, out=Path(args.output),
+                         depthwise_group=args.depthwise_group)
     print_summary(summary)
     print(f"wrote {Path(args.output) / ('run-' + summary['network'] + '-' + args.backend + '.json')}")
     bad = summary["mismatches"] or summary["litert_mismatches"]
@@ -280,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--label-output", type=int, default=0, help="MODEL.tflite: output whose argmax is the class")
     rn.add_argument("--check-litert", action="store_true",
                     help="MODEL.tflite: also run the LiteRT interpreter (reference kernels) and count differences")
+    rn.add_argument("--depthwise-group", type=int, metavar="N",
+                    help="MODEL.tflite: input channels per depthwise GEMM (default: the whole layer in one GEMM)")
     rn.set_defaults(func=cmd_run)
 
     bd = sub.add_parser("build", help="a bitstream of a design behind the UART host bridge for a board",

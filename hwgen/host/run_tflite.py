@@ -72,14 +72,15 @@ class LiteRTReference:
 
 def run_tflite(path, inputs, labels=None, backend: str = "golden", system: str = "system-default",
                sim: str = "verilator", limit: int | None = None, rtl_samples: int | None = None,
-               check_litert: bool = False, label_output: int = 0, out: Path | None = None) -> dict:
+               check_litert: bool = False, label_output: int = 0, out: Path | None = None,
+               depthwise_group: int | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"model: got {path}, allowed: an existing .tflite file")
     for flag, value in (("--limit", limit), ("--rtl-samples", rtl_samples)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError(f"{flag}: got {value!r}, allowed: a positive number of invokes")
-    golden = TFLiteModel(path, system, "golden")
+    golden = TFLiteModel(path, system, "golden", depthwise_group=depthwise_group)
     xs = load_inputs(inputs, golden.input_details())
     outs = golden.output_details()
     if not 0 <= label_output < len(outs):
@@ -90,7 +91,7 @@ def run_tflite(path, inputs, labels=None, backend: str = "golden", system: str =
         if y.shape != (len(xs[0]),):
             raise ValueError(f"--labels: got shape {list(y.shape)}, allowed: ({len(xs[0])},) (one per input row)")
     n = len(xs[0]) if limit is None else min(limit, len(xs[0]))
-    device = TFLiteModel(path, system, backend, sim) if backend != "golden" else None
+    device = TFLiteModel(path, system, backend, sim, depthwise_group) if backend != "golden" else None
     n_dev = 0 if device is None else (n if rtl_samples is None else min(rtl_samples, n))
     ref = LiteRTReference(path) if check_litert else None
     engine_ops = golden.program.engine_ops()
@@ -122,7 +123,7 @@ def run_tflite(path, inputs, labels=None, backend: str = "golden", system: str =
     summary = {
         "network": path.stem, "model": str(path), "backend": backend, "samples": n,
         "system": golden.system_name, "config": "sparse_chain engine of " + golden.system_name,
-        "samples_on_device": n_dev,
+        "samples_on_device": n_dev, "depthwise_group": depthwise_group,
         "engine_ops": [{"subgraph": s, "op_index": i, "op": e.op, "shape": list(e.shape),
                         "ran_on": backend if n_dev else "golden", "mismatches_vs_golden": acc_mismatch[j]}
                        for j, (s, i, e) in enumerate(engine_ops)],

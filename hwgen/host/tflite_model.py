@@ -11,6 +11,8 @@ backend "golden": the exact integer model of the chain (one numpy matmul per GEM
 width); "rtl": each GEMM is a command program run on the system's Verilog in a bulk simulation; "board": the same
 behind the UART bridge over a simulated serial line (`hwgen.host.system_backend`). The engine config is the
 system's first sparse_chain engine. Everything that is not a GEMM runs on the host (`sw_model.importers.tflite`).
+`depthwise_group`: input channels per block-diagonal GEMM of a depthwise layer (default: the whole layer in one
+GEMM; smaller groups multiply fewer zero weights in more engine jobs).
 """
 from __future__ import annotations
 
@@ -37,13 +39,14 @@ class TFLiteModel:
     """An int8 TFLite model on the host + the system's sparse chain engine (see the module docstring).
     Interface: invoke(*inputs) -> outputs, reset(), input_details(), output_details(), records, program."""
 
-    def __init__(self, path, system="system-default", backend: str = "golden", sim: str = "verilator"):
+    def __init__(self, path, system="system-default", backend: str = "golden", sim: str = "verilator",
+                 depthwise_group: int | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"backend: got {backend!r}, allowed: {', '.join(BACKENDS)}")
         self.system_name, self.system_config, self.engine_config = system_engine(system)
         # one dot product must fit half a scratchpad (the system double-buffers): longer K is split on the host
         max_k = self.system_config.spad_depth // 2 * self.engine_config.stages
-        self.program = TFLiteProgram(path, config=self.engine_config, max_k=max_k)
+        self.program = TFLiteProgram(path, config=self.engine_config, max_k=max_k, depthwise_group=depthwise_group)
         self.backend_name = backend
         if backend == "golden":
             self.engine = MatmulChainBackend()

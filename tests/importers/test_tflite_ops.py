@@ -75,7 +75,16 @@ def test_depthwise_conv2d(mult, stride, padding):
     data = conv_model("DEPTHWISE_CONV_2D", (1, h, h, c), (1, 3, 3, c * mult), (1, oh, oh, c * mult), -128, 1,
                       Padding=padding, StrideH=stride, StrideW=stride, DilationHFactor=1, DilationWFactor=1,
                       DepthMultiplier=mult)
-    check(data, [int8])
+    prog = check(data, [int8])
+    x = RNG.integers(-128, 128, (1, h, h, c)).astype(np.int8)
+    want = prog.invoke(x)[0]
+    for group, calls in ((1, c), (3, 2), (4, 1)):               # blocks of channels: same result, fewer zeros
+        grouped = TFLiteProgram(data, depthwise_group=group)
+        np.testing.assert_array_equal(grouped.invoke(x)[0], want)
+        assert grouped.records[0]["calls"] == calls
+        (_, _, e), = grouped.engine_ops()
+        sizes = [min(group, c - c0) for c0 in range(0, c, group)]     # channels per block
+        assert sum(len(r) * len(k) for r, k in e.blocks(group)) == sum(b * b for b in sizes) * mult * 9
 
 
 @pytest.mark.parametrize("per_channel", [False, True])

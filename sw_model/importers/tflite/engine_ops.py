@@ -59,10 +59,35 @@ class EngineOp:
         n, oh, ow = win.shape[:3]
         return win.reshape(n * oh * ow, -1).T, (n, oh, ow, self.w_q.shape[0])
 
-    def run(self, x, backend, config, max_beats: int = 1 << 16, max_k: int | None = None):
-        """int8 output tensor and the record (int32 accumulators before requantization, summed backend stats)."""
+    def blocks(self, group: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(rows, K indices) of the GEMMs of this op: one for CONV/FC; for a depthwise op one block-diagonal GEMM
+        per `group` input channels (None: all channels in one)."""
+        r, k = self.w_q.shape
+        if self.op != "DEPTHWISE_CONV_2D" or group is None:
+            return [(np.arange(r), np.arange(k))]
+        c = k // (self.geometry["kh"] * self.geometry["kw"])
+        m = self.geometry["depth_multiplier"]
+        out = []
+        for c0 in range(0, c, group):
+            ch = np.arange(c0, min(c, c0 + group))
+            rows = (ch[:, None] * m + np.arange(m)).reshape(-1)
+            kidx = (np.arange(k // c)[:, None] * c + ch).reshape(-1)          # K order (ky, kx, c)
+            out.append((rows, kidx))
+        return out
+
+    def run(self, x, backend, config, max_beats: int = 1 << 16, max_k: int | None = None,
+            depthwise_group: int | None = None):
+        """int8 output tensor and the record (int32 accumulators before requantization, summed backend stats).
+        `depthwise_group`: input channels per block-diagonal GEMM of a depthwise op (None: all in one GEMM;
+        1: a GEMM per channel, no zero weights but C engine jobs)."""
         cols, out_shape = self.columns(np.asarray(x, np.int64))
-        acc, stats = engine_gemm(self.w_q, cols, backend, config, max_beats, max_k)
+        acc = np.zeros((self.w_q.shape[0], cols.shape[1]), np.int64)
+        stats = {}
+        for rows, kidx in self.blocks(depthwise_group):
+            part, st = engine_gemm(self.w_q[np.ix_(rows, kidx)], cols[kidx], backend, config, max_beats, max_k)
+            acc[rows] = part
+            for key, value in st.items():
+                stats[key] = value if stats.get(key) is None or value is None else stats[key] + value
         acc = acc + self.bias[:, None]
         mbqm = multiply_by_quantized_multiplier_single_round if self.op == "FULLY_CONNECTED" else \
             multiply_by_quantized_multiplier

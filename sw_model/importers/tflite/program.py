@@ -38,16 +38,21 @@ def _where(s, op) -> str:
 class TFLiteProgram:
     """An int8 TFLite model prepared for the host + engine. `config`: the sparse chain engine's config (default
     8 stages, dense mode); `max_beats`: the largest single engine job; `max_k`: the longest dot product of one
-    engine call (longer ones are summed on the host). invoke(*inputs, backend=None) runs one
+    engine call (longer ones are summed on the host); `depthwise_group`: input channels per block-diagonal GEMM of
+    a depthwise layer (None: the whole layer in one GEMM). invoke(*inputs, backend=None) runs one
     inference (the default backend is the exact matmul model of the chain, `MatmulChainBackend`)."""
 
-    def __init__(self, source, config=None, max_beats: int = 1 << 16, max_k: int | None = None):
+    def __init__(self, source, config=None, max_beats: int = 1 << 16, max_k: int | None = None,
+                 depthwise_group: int | None = None):
         self.model = source if isinstance(source, Model) else read_model(source)
         self.config = config or SparseChainConfig(stages=8)
         if self.config.weight_bits != 8 or self.config.packed:
             raise TFLiteError(f"config: got weight_bits {self.config.weight_bits}, packed {self.config.packed}; "
                               "allowed: an int8 dense sparse_chain config (weight_bits 8, packed false)")
-        self.max_beats, self.max_k = max_beats, max_k
+        if depthwise_group is not None and (not isinstance(depthwise_group, int) or depthwise_group < 1):
+            raise TFLiteError(f"depthwise_group: got {depthwise_group!r}, allowed: None (all channels in one GEMM) "
+                              "or a positive number of channels")
+        self.max_beats, self.max_k, self.depthwise_group = max_beats, max_k, depthwise_group
         self.plans = {}                                    # (subgraph, op index) -> prepared parameters
         self._subgraphs_to_check = [0]
         checked = set()
@@ -278,7 +283,8 @@ class TFLiteProgram:
             y = T[op.outputs[0]] if op.outputs else None
             name = op.op
             if "engine" in plan:
-                out, rec = plan["engine"].run(val(op.inputs[0]), backend, self.config, self.max_beats, self.max_k)
+                out, rec = plan["engine"].run(val(op.inputs[0]), backend, self.config, self.max_beats, self.max_k,
+                                              self.depthwise_group)
                 self.records.append({"subgraph": s.index, "op_index": op.index, "op": name,
                                      "shape": list(plan["engine"].shape), "backend": getattr(backend, "name", ""),
                                      **rec})
