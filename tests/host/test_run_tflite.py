@@ -64,3 +64,9 @@ def test_bad_inputs_are_one_line_errors(digits, capsys, tmp_path):
     assert "without the TFLite identifier 'TFL3'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="backend: got 'fpga', allowed: golden, rtl, board"):
         TFLiteModel(MODEL_PATH, backend="fpga")
+
+
+def test_depthwise_groups_give_the_same_outputs(digits):
+    s = run_tflite(MODEL_PATH, [digits / "x.npy"], digits / "y.npy", label_output=1, limit=4, check_litert=True,
+                   depthwise_group=4)
+    assert s["depthwise_group"] == 4 and s["litert_mismatches"] == 0 and s["accuracy"] == 1.0
