@@ -97,7 +97,7 @@ def run_tflite(path, inputs, labels=None, backend: str = "golden", system: str =
     engine_ops = golden.program.engine_ops()
     acc_mismatch = [0] * len(engine_ops)
     out_mismatch = litert_mismatch = 0
-    cycles = sim_seconds = 0.0
+    cycles = model_cycles = sim_seconds = 0.0
     correct = 0
     t0 = time.time()
     bar = progress(total=n, desc=path.stem, unit="invoke")
@@ -110,6 +110,7 @@ def run_tflite(path, inputs, labels=None, backend: str = "golden", system: str =
             for j, (rd, rg) in enumerate(zip(device.records, golden.records)):
                 acc_mismatch[j] += int(np.count_nonzero(rd["acc"] != rg["acc"]))
                 cycles += rd.get("cycles") or 0
+                model_cycles += rd.get("model_cycles") or 0
                 sim_seconds += rd.get("sim_seconds") or 0.0
             got = dev
         if ref is not None:
@@ -135,7 +136,7 @@ def run_tflite(path, inputs, labels=None, backend: str = "golden", system: str =
         "wall_s": round(time.time() - t0, 2),
     }
     if n_dev:
-        summary.update(cycles_total=cycles, cycles_per_inference=cycles / n_dev,
+        summary.update(cycles_total=cycles, cycles_model_total=model_cycles, cycles_per_inference=cycles / n_dev,
                        simulated_cycles_per_s=cycles / sim_seconds if sim_seconds else None)
     write_record(summary, out)
     return summary
@@ -154,5 +155,6 @@ def print_summary(s: dict):
         print(f"  output values differing from the LiteRT interpreter (reference kernels): {s['litert_mismatches']}")
     print(f"  mismatches vs golden: {s['mismatches']}")
     if "cycles_total" in s:
-        print(f"  device cycles per invoke {s['cycles_per_inference']:.0f}")
+        print(f"  device cycles per invoke {s['cycles_per_inference']:.0f} (cycle model: "
+              f"{s['cycles_model_total'] / s['samples_on_device']:.0f})")
     print(f"  wall time {s['wall_s']} s")

@@ -22,7 +22,18 @@ def test_digits_dwcnn_on_rtl_matches_golden_and_litert(tmp_path):
     assert [e["op"] for e in s["engine_ops"]] == ["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "DEPTHWISE_CONV_2D",
                                                  "FULLY_CONNECTED"]
     assert all(e["ran_on"] == "rtl" for e in s["engine_ops"]) and s["cycles_total"] > 0
+    assert s["cycles_total"] == s["cycles_model_total"]          # the system's documented cycle model
     assert (tmp_path / "run-digits_dwcnn-rtl.json").is_file()
+
+
+def test_grouped_depthwise_on_rtl(tmp_path):
+    """Depthwise layers as one GEMM per 4 channels: same outputs, fewer cycles than one GEMM per layer."""
+    x, _ = load_test_set()
+    np.save(tmp_path / "x.npy", x[:1])
+    s = run_tflite(MODEL_PATH, [tmp_path / "x.npy"], backend="rtl", check_litert=True, depthwise_group=4,
+                   out=tmp_path)
+    assert s["mismatches"] == 0 and s["litert_mismatches"] == 0
+    assert s["cycles_total"] == s["cycles_model_total"] and s["cycles_total"] < 0.7 * 21175
 
 
 def test_streaming_wakeword_model_on_rtl(tmp_path):
