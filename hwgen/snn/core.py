@@ -4,17 +4,21 @@
 memories (amaranth.lib.memory, synchronous read):
 - weights: one word per (axon, group) holding `lanes` signed weights, at address {axon, group} (the group index
   padded to a power of two); written through the input stream (Op.WRITE beats).
-- state: one word per group holding (v, ref) of its `lanes` neurons; its read port is transparent for its write
-  port, so a read-modify-write of the same group in back-to-back cycles sees the new value.
+- state: one word per group holding (v, ref) (CUBA: a, u, v, ref) of its `lanes` neurons, initialised to
+  (init_v, init_u); its read port is transparent for its write port, so a read in the cycle of a write to the same
+  group sees the new value.
 
 Input stream `i` (one beat per event): op (Op: SPIKE/TICK/WRITE/CLEAR), addr (axon), group, w[lanes].
 Output stream `o`: kind (Out: SPIKE/TICK/ERROR), addr (neuron, or the offending address), t (timestep counter).
 
-Cycle model, cycles an input beat holds the input stream when the output is never stalled (`stream_model` cost):
-SPIKE G = ceil(neurons / lanes) (a 2-stage pipeline: read weights+state, then add and write back; one group per
-cycle), WRITE 1, CLEAR G, TICK 2G + S + 1 (per group: read, then fire/reset/leak/write; then one cycle per output
-spike S of the group; then the TICK marker), an out-of-range SPIKE/WRITE 1 (an ERROR beat is sent instead; the
-event is dropped). Stream rules: o.valid never waits for o.ready; o.payload is stable while o.valid and not
+Pipelining (`pipeline` = P): P = 0 updates straight from the memories' read data; P >= 1 registers both memories'
+read data first (the ECP5 block RAM's clock-to-out is ~6 ns) and puts P - 1 free-running register slices into the
+timestep-boundary datapath (where: `_CUTS`). Cycle model (`SNNCoreConfig.cycles`, the `stream_model` cost), cycles
+an input beat holds the input stream when the output is never stalled, G = ceil(neurons / lanes): SPIKE G (one
+group per cycle: read weights + state, [read register], add and write back; with P >= 1 and G = 1: 2, so that the
+next read sees the write), WRITE 1, CLEAR as SPIKE, TICK (2 + P) G + S + 1 (per group: read, wait P cycles,
+fire/reset/leak/write; then one cycle per output spike S of the group; then the TICK marker), an out-of-range
+SPIKE/WRITE 1 (an ERROR beat is sent instead; the event is dropped). Stream rules: o.valid never waits for o.ready; o.payload is stable while o.valid and not
 o.ready; the input payload is read while i.valid and before i.ready, so the source must hold it (stream rule).
 """
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
@@ -56,9 +60,10 @@ def out_layout(cfg: SNNCoreConfig) -> data.StructLayout:
 
 
 class SNNCore(wiring.Component):
-    """Event-driven LIF core: spike events add weight rows to the membrane potentials (`lanes` neurons per cycle),
-    TICK beats fire/reset/leak every neuron and emit the spikes in ascending neuron order, then a TICK marker.
-    Work per spike event: ceil(neurons / lanes) cycles, independent of the other inputs (event-driven)."""
+    """Event-driven LIF / Loihi CUBA core: spike events add weight rows to the membrane potentials (LIF) or input
+    sums (CUBA), `lanes` neurons per cycle; TICK beats run the timestep update of every neuron (bias, decays,
+    fire, reset, refractory) and emit the spikes in ascending neuron order, then a TICK marker. Work per spike
+    event: ceil(neurons / lanes) cycles, independent of the other inputs (event-driven). Timing: module docstring."""
 
     # How a system's RUN counts this engine's outputs, whose number depends on the data: each input beat with
     # op == TICK gives exactly one output beat with kind == TICK, after the spikes of its timestep.

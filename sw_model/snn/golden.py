@@ -3,12 +3,12 @@
 Two levels:
 - `LIFCore`: the neuron array. `spike(axon)` adds weight row `axon` to every non-refractory neuron (saturating or
   wrapping, one event at a time, in arrival order); `tick()` ends a timestep: for each neuron, in this order,
-  refractory neurons count down and do nothing else; the others fire iff `v >= threshold` (or `>`), fired neurons
-  reset (hard: 0, soft: `v - threshold`) and start `refractory` silent timesteps; then every non-refractory
-  neuron leaks. The tick returns the fired neuron addresses in ascending order. This is `H[t] = leak(V[t-1]) + X[t]`
-  with the spike decided on H[t] (spec section 5, I-LIF/spikingjelly form with an integer leak). With
-  `model = "cuba"` the events sum into `a` and the tick runs the Lava bit-accurate current/voltage update
-  (`tick_state`).
+  refractory neurons count down and do nothing else; the others add the bias, fire iff `v >= threshold` (or `>`),
+  fired neurons reset (hard: 0, soft: `v - threshold`) and start `refractory` silent timesteps; then every
+  non-refractory neuron leaks. The tick returns the fired neuron addresses in ascending order. This is
+  `H[t] = leak(V[t-1]) + X[t]` with the spike decided on H[t] (spec section 5, I-LIF/spikingjelly form with an
+  integer leak). With `model = "cuba"` the events sum into `a` and the tick runs the Lava bit-accurate
+  current/voltage update with Loihi's bias and refractory period (`tick_state`).
 - The stream level (what the gateware sees): beats with an opcode `Op` (SPIKE, TICK, WRITE weights, CLEAR state);
   `stream_model` returns the output beats (`Out` kind SPIKE / TICK end-of-timestep marker / ERROR) and the cycle
   cost of every input beat (the event-driven cycle model of docs/snn.md). `run_events` is the driver-level
