@@ -18,7 +18,7 @@ from hwgen.snn.core import SNNCore
 from sw_model.registry import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
-PRESET_NAMES = ["snn-core-lif-16x4", "snn-core-64x8", "snn-core-256", "snn-core-cuba-32x4"]
+PRESET_NAMES = ["snn-core-cuba-32x4", "snn-core-lif-16x4", "snn-core-64x8", "snn-core-256"]
 PART = "LFE5U-85F"
 
 

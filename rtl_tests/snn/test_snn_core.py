@@ -158,7 +158,7 @@ HAND = [
 
 @pytest.mark.parametrize("case", HAND, ids=[c[0] for c in HAND])
 def test_snn_core_loihi_hand_worked(case, sim_opts):
-    """Golden spikes equal the hand-worked ones; the RTL (default pipeline 5, gaps and backpressure) equals the
+    """Golden spikes equal the hand-worked ones; the RTL (default pipeline 6, gaps and backpressure) equals the
     golden stream beat for beat."""
     _, kw, w, per_step, want = case
     cfg = SNNCoreConfig(**{**LAVA, **kw})

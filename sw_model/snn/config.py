@@ -30,7 +30,7 @@ LEAKS = ("none", "shift", "mult")
 COMPARES = ("ge", "gt")
 RESETS = ("hard", "soft")
 MODELS = ("lif", "cuba")
-DEFAULT_PIPELINE = {"lif": 2, "cuba": 5}
+DEFAULT_PIPELINE = {"lif": 2, "cuba": 6}
 MAX_PIPELINE = 7
 
 
