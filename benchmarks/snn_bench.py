@@ -128,7 +128,9 @@ def markdown(res) -> str:
     for r in sw:
         md.append(f"| {100 * r['rate']:.0f} % | {r['events']} | {r['timesteps']} | {r['cycles_rtl']} | "
                   f"{r['cycles_model']} | {r['cycles_per_step']:.1f} | {r['speedup_vs_100pct']:.2f}x |")
-    md += ["", "A spike event costs ceil(64/8) = 8 cycles; a timestep boundary 2*8 + spikes + 1 cycles.", "",
+    core = PRESETS["snn-core-64x8"]
+    md += ["", f"A spike event costs ceil(64/8) = {core.cycles('spike')} cycles; a timestep boundary "
+           f"(2 + pipeline {core.pipeline}) * 8 + spikes + 1 = {core.cycles('tick') - 1} + spikes + 1 cycles.", "",
            "## Digits MLP 64-32-10 converted to a rate-coded SNN", "",
            f"ANN (float, numpy, seed 0): {100 * d['ann_accuracy_test360']:.2f} % on the 360 test images.", "",
            "| T (timesteps) | SNN golden accuracy (360 test images) |", "|---:|---:|"]

@@ -4,20 +4,24 @@
 memories (amaranth.lib.memory, synchronous read):
 - weights: one word per (axon, group) holding `lanes` signed weights, at address {axon, group} (the group index
   padded to a power of two); written through the input stream (Op.WRITE beats).
-- state: one word per group holding (v, ref) of its `lanes` neurons; its read port is transparent for its write
-  port, so a read-modify-write of the same group in back-to-back cycles sees the new value.
+- state: one word per group holding (v, ref) (CUBA: a, u, v, ref) of its `lanes` neurons, initialised to
+  (init_v, init_u); its read port is transparent for its write port, so a read in the cycle of a write to the same
+  group sees the new value.
 
 Input stream `i` (one beat per event): op (Op: SPIKE/TICK/WRITE/CLEAR), addr (axon), group, w[lanes].
 Output stream `o`: kind (Out: SPIKE/TICK/ERROR), addr (neuron, or the offending address), t (timestep counter).
 
-Cycle model, cycles an input beat holds the input stream when the output is never stalled (`stream_model` cost):
-SPIKE G = ceil(neurons / lanes) (a 2-stage pipeline: read weights+state, then add and write back; one group per
-cycle), WRITE 1, CLEAR G, TICK 2G + S + 1 (per group: read, then fire/reset/leak/write; then one cycle per output
-spike S of the group; then the TICK marker), an out-of-range SPIKE/WRITE 1 (an ERROR beat is sent instead; the
-event is dropped). Stream rules: o.valid never waits for o.ready; o.payload is stable while o.valid and not
+Pipelining (`pipeline` = P): P = 0 updates straight from the memories' read data; P >= 1 registers both memories'
+read data first (the ECP5 block RAM's clock-to-out is ~6 ns) and puts P - 1 free-running register slices into the
+timestep-boundary datapath (where: `_CUTS`). Cycle model (`SNNCoreConfig.cycles`, the `stream_model` cost), cycles
+an input beat holds the input stream when the output is never stalled, G = ceil(neurons / lanes): SPIKE G (one
+group per cycle: read weights + state, [read register], add and write back; with P >= 1 and G = 1: 2, so that the
+next read sees the write), WRITE 1, CLEAR as SPIKE, TICK (2 + P) G + S + 1 (per group: read, wait P cycles,
+fire/reset/leak/write; then one cycle per output spike S of the group; then the TICK marker), an out-of-range
+SPIKE/WRITE 1 (an ERROR beat is sent instead; the event is dropped). Stream rules: o.valid never waits for o.ready; o.payload is stable while o.valid and not
 o.ready; the input payload is read while i.valid and before i.ready, so the source must hold it (stream rule).
 """
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -35,6 +39,14 @@ class _State(enum.Enum, shape=3):
     FIRE = 2
     EMIT = 3
     DONE = 4
+    WAIT = 5
+
+
+# Where the register slices of the timestep-boundary datapath go, best cut first (a cut after stage k of the
+# model's stage list). CUBA: after the constant multiplies (DSP), after the current/bias sums, after the
+# magnitudes, after the voltage clip, after the shift/sign restore. LIF: after the bias add, after fire/reset,
+# after the leak's multiply.
+_CUTS = {"cuba": (2, 4, 1, 5, 3, 6), "lif": (2, 1, 4, 3, 5)}
 
 
 def in_layout(cfg: SNNCoreConfig) -> data.StructLayout:
@@ -48,9 +60,10 @@ def out_layout(cfg: SNNCoreConfig) -> data.StructLayout:
 
 
 class SNNCore(wiring.Component):
-    """Event-driven LIF core: spike events add weight rows to the membrane potentials (`lanes` neurons per cycle),
-    TICK beats fire/reset/leak every neuron and emit the spikes in ascending neuron order, then a TICK marker.
-    Work per spike event: ceil(neurons / lanes) cycles, independent of the other inputs (event-driven)."""
+    """Event-driven LIF / Loihi CUBA core: spike events add weight rows to the membrane potentials (LIF) or input
+    sums (CUBA), `lanes` neurons per cycle; TICK beats run the timestep update of every neuron (bias, decays,
+    fire, reset, refractory) and emit the spikes in ascending neuron order, then a TICK marker. Work per spike
+    event: ceil(neurons / lanes) cycles, independent of the other inputs (event-driven). Timing: module docstring."""
 
     # How a system's RUN counts this engine's outputs, whose number depends on the data: each input beat with
     # op == TICK gives exactly one output beat with kind == TICK, after the spikes of its timestep.
@@ -62,9 +75,10 @@ class SNNCore(wiring.Component):
                           "o": Out(stream.Signature(out_layout(config)))})
 
     def timing(self) -> dict:
-        g = self.config.groups
-        return {"latency": None, "ii": None,
-                "cycles": {"spike": g, "write": 1, "clear": g, "tick": f"{2 * g} + spikes + 1", "error": 1}}
+        cfg = self.config
+        return {"latency": None, "ii": None, "pipeline": cfg.pipeline,
+                "cycles": {"spike": cfg.cycles("spike"), "write": 1, "clear": cfg.cycles("clear"),
+                           "tick": f"{cfg.cycles('tick') - 1} + spikes + 1", "error": 1}}
 
     def _fix(self, total, symmetric=False):
         """Saturate (or wrap) a wide sum into the signed state range."""
@@ -75,20 +89,6 @@ class SNNCore(wiring.Component):
             return Mux(total > hi, hi, Mux(total < lo, lo, total))
         return total[:cfg.state_bits].as_signed()
 
-    def _decay(self, m, v, factor: int):
-        """trunc0(v * factor / 4096): magnitude times a constant, shifted, sign restored."""
-        mag = Signal(self.config.state_bits + 13)
-        m.d.comb += mag.eq((Mux(v < 0, -v, v).as_unsigned()[:self.config.state_bits] * factor) >> 12)
-        return Mux(v < 0, -mag, mag)
-
-    def _leak(self, m, v):
-        cfg = self.config
-        if cfg.leak == "shift":
-            return v - (v >> cfg.leak_shift)
-        if cfg.leak == "mult":
-            return self._decay(m, v, 4096 - cfg.decay)
-        return v
-
     def _compare(self, v):
         cfg = self.config
         return (v >= cfg.threshold) if cfg.compare == "ge" else (v > cfg.threshold)
@@ -96,45 +96,139 @@ class SNNCore(wiring.Component):
     def _reset(self, v):
         return Const(0, self.config.state_bits) if self.config.reset == "hard" else v - self.config.threshold
 
-    def _tick_lif(self, m, k, old, new):
-        """LIF boundary of one lane: returns the fire bit, drives the new state."""
-        refr = old.ref != 0
-        fire = ~refr & self._compare(old.v)
-        after = Signal(signed(self.config.state_bits), name=f"after_reset{k}")
-        m.d.comb += [after.eq(Mux(fire, self._reset(old.v), old.v)),
-                     new.v.eq(Mux(refr, old.v, self._leak(m, after))),
-                     new.ref.eq(Mux(refr, old.ref - 1, Mux(fire, self.config.refractory, 0)))]
-        return fire
-
-    def _tick_cuba(self, m, k, old, new):
-        """CUBA boundary of one lane (Lava order): current, then voltage, then fire and reset; a <- 0."""
+    def _stages(self):
+        """The timestep-boundary update of one lane as a list of combinational stages, each a function
+        (dict of values) -> dict; the input dict holds the lane's old state (fields of the state word), the last
+        stage's output holds `new` (the new state fields) and `fire`. Register slices go between stages."""
         cfg = self.config
-        u = Signal(signed(cfg.state_bits), name=f"u_next{k}")
-        v = Signal(signed(cfg.state_bits), name=f"v_next{k}")
-        m.d.comb += [u.eq((self._decay(m, old.u, 4095 - cfg.du) + (old.a << cfg.input_shift))[:cfg.state_bits]),
-                     v.eq(self._fix(self._decay(m, old.v, 4096 - cfg.decay) + u, symmetric=True))]
-        fire = self._compare(v)
-        m.d.comb += [new.u.eq(u), new.v.eq(Mux(fire, self._reset(v), v))]
-        return fire
+        s, h = cfg.state_bits, 1 << (cfg.state_bits - 1)
+
+        def sig(x, shape, name):
+            out = Signal(shape, name=name)
+            self._m.d.comb += out.eq(x)
+            return out
+
+        def mag(x, name):                         # |x| and its sign: the decays round toward zero (Lava)
+            return {name + "_neg": x < 0, name + "_mag": sig(Mux(x < 0, -x, x).as_unsigned()[:s], s, name + "_mag")}
+
+        def prod(d, name, factor):                # the constant 12-bit decay factor times the magnitude
+            return sig(d[name + "_mag"] * factor, s + 13, name + "_prod")
+
+        def signed_shift(d, name):                # trunc0(x * factor / 4096): magnitude >> 12, sign restored
+            m = d[name + "_prod"] >> 12
+            return sig(Mux(d[name + "_neg"], -m, m), signed(s + 1), name + "_dec")
+
+        keep = lambda d, *names: {k: d[k] for k in names}    # noqa: E731
+
+        if cfg.model == "cuba":
+            def st_mag(d):
+                return {**mag(d["u"], "u"), **mag(d["v"], "v"), "a": d["a"], "v": d["v"], "ref": d["ref"]}
+
+            def st_prod(d):
+                return {**keep(d, "u_neg", "v_neg", "a", "v", "ref"), "u_prod": prod(d, "u", 4095 - cfg.du),
+                        "v_prod": prod(d, "v", 4096 - cfg.decay)}
+
+            def st_dec(d):
+                return {**keep(d, "a", "v", "ref"), "u_dec": signed_shift(d, "u"), "v_dec": signed_shift(d, "v")}
+
+            def st_sums(d):
+                # Lava's current wrap into (-2^(s-1), 2^(s-1)]: the low s bits as a signed r, except that r = -2^(s-1)
+                # stands for +2^(s-1) (u is stored with s + 1 bits).
+                total = d["u_dec"] + (d["a"] << cfg.input_shift)
+                r = sig(total[:s].as_signed(), signed(s), "u_low")
+                u = sig(Mux(r == -h, h, r), signed(s + 1), "u_new")
+                return {**keep(d, "v", "ref"), "u": u, "vb": sig(d["v_dec"] + cfg.bias, signed(s + 2), "v_bias")}
+
+            def st_clip(d):
+                return {**keep(d, "v", "ref", "u"),
+                        "v_new": sig(self._fix(d["vb"] + d["u"], symmetric=True), signed(s), "v_clip")}
+
+            def st_fire(d):
+                refr = d["ref"] != 0
+                v1 = Mux(refr, d["v"], d["v_new"])
+                fire = ~refr & self._compare(v1)
+                return {"fire": fire, "new": {"a": 0, "u": d["u"], "v": Mux(fire, self._reset(v1), v1),
+                                              "ref": Mux(refr, d["ref"] - 1, Mux(fire, cfg.refractory, 0))}}
+            return [st_mag, st_prod, st_dec, st_sums, st_clip, st_fire]
+
+        def st_bias(d):
+            refr = d["ref"] != 0
+            vb = d["v"] if not cfg.bias else Mux(refr, d["v"], self._fix(d["v"] + cfg.bias))
+            return {"refr": refr, "v": sig(vb, signed(s), "v_bias"), "ref": d["ref"]}
+
+        def st_reset(d):
+            fire = ~d["refr"] & self._compare(d["v"])
+            return {"refr": d["refr"], "fire": fire, "ref": d["ref"],
+                    "v": sig(Mux(fire, self._reset(d["v"]), d["v"]), signed(s), "v_reset")}
+
+        def st_leak_mag(d):
+            return {**d, **mag(d["v"], "v")} if cfg.leak == "mult" else d
+
+        def st_leak_prod(d):
+            if cfg.leak != "mult":
+                return d
+            return {**keep(d, "refr", "fire", "ref", "v", "v_neg"), "v_prod": prod(d, "v", 4096 - cfg.decay)}
+
+        def st_leak(d):
+            v = d["v"]
+            if cfg.leak == "shift":
+                leaked = v - (v >> cfg.leak_shift)
+            elif cfg.leak == "mult":
+                leaked = signed_shift(d, "v")
+            else:
+                leaked = v
+            return {"fire": d["fire"], "new": {"v": Mux(d["refr"], v, leaked),
+                                               "ref": Mux(d["refr"], d["ref"] - 1, Mux(d["fire"], cfg.refractory, 0))}}
+        return [st_bias, st_reset, st_leak_mag, st_leak_prod, st_leak]
+
+    def _run_stages(self, m, stages, values, slices: int, name: str):
+        """Stages with `slices` free-running register slices (no enables: the FSM waits a fixed number of cycles
+        for a group to come out)."""
+        cuts = sorted(_CUTS[self.config.model][:slices])
+        extra = slices - len(cuts)                 # more slices than cut points: extra registers at the end
+        cuts += [len(stages)] * extra
+        done = 0
+        for k, cut in enumerate(cuts):
+            for st in stages[done:cut]:
+                values = st(values)
+            done = cut
+            values = self._register(m, values, f"{name}_p{k}")
+        for st in stages[done:]:
+            values = st(values)
+        return values
+
+    def _register(self, m, values, name):
+        if isinstance(values, dict):
+            return {k: self._register(m, v, f"{name}_{k}") for k, v in values.items()}
+        v = Value.cast(values)
+        reg = Signal(v.shape(), name=name)
+        m.d.sync += reg.eq(v)
+        return reg
 
     def elaborate(self, platform):
         cfg = self.config
-        m = Module()
-        G, M, s = cfg.groups, cfg.lanes, cfg.state_bits
+        m = self._m = Module()
+        G, M, s, P = cfg.groups, cfg.lanes, cfg.state_bits, cfg.pipeline
         gbits = ceil_log2(G)
         cuba = cfg.model == "cuba"
-        if cuba:
-            lane_state = data.StructLayout({"a": signed(s), "u": signed(s), "v": signed(s)})
+        if cuba:      # u holds Lava's range (-2^(s-1), 2^(s-1)]: one more bit
+            lane_state = data.StructLayout({"a": signed(s), "u": signed(s + 1), "v": signed(s),
+                                            "ref": unsigned(cfg.ref_bits)})
+            init_lane = {"a": 0, "u": cfg.init_u, "v": cfg.init_v, "ref": 0}
         else:
             lane_state = data.StructLayout({"v": signed(s), "ref": unsigned(cfg.ref_bits)})
+            init_lane = {"v": cfg.init_v, "ref": 0}
+        state_word = data.ArrayLayout(lane_state, M)
 
         m.submodules.wmem = wmem = Memory(shape=data.ArrayLayout(signed(cfg.weight_bits), M),
                                           depth=cfg.axons << gbits, init=[])
         w_wr = wmem.write_port()
         w_rd = wmem.read_port()
-        m.submodules.smem = smem = Memory(shape=data.ArrayLayout(lane_state, M), depth=G, init=[])
+        # Power-on state = the state after CLEAR (init_v, init_u).
+        m.submodules.smem = smem = Memory(shape=state_word, depth=G, init=[[init_lane] * M] * G)
         s_wr = smem.write_port()
         s_rd = smem.read_port(transparent_for=(s_wr,))
+        init_word = Signal(state_word, init=[init_lane] * M)
 
         p = self.i.payload
         g = Signal(max(1, gbits))                    # group counter of the beat being processed
@@ -146,22 +240,49 @@ class SNNCore(wiring.Component):
         tail = cfg.neurons - (G - 1) * M
         active = Mux(last_group, Const((1 << tail) - 1, M), Const((1 << M) - 1, M))
 
-        # Stage 1 of the spike/clear pipeline: the group read in the previous cycle is updated and written back.
+        # pipeline >= 1: both memories' read data are registered before any arithmetic (the ECP5 block RAM's
+        # clock-to-out alone is ~6 ns), free-running; the spike/tick paths below use the registered copy.
+        if P:
+            state_in, w_in = Signal(state_word), Signal(data.ArrayLayout(signed(cfg.weight_bits), M))
+            m.d.sync += [state_in.eq(s_rd.data), w_in.eq(w_rd.data)]
+        else:
+            state_in, w_in = s_rd.data, w_rd.data
+
+        # The spike/clear pipeline: issue (read) -> [P >= 1: read register] -> update and write back.
         s1_valid, s1_clear, s1_g = Signal(), Signal(), Signal.like(g)
         m.d.sync += s1_valid.eq(0)
-        with m.If(s1_valid):
-            m.d.comb += [s_wr.addr.eq(s1_g), s_wr.en.eq(1)]
-            for k in range(M):
-                old, new = s_rd.data[k], s_wr.data[k]
-                with m.If(~s1_clear):
+        if P:
+            wb_valid, wb_clear, wb_g = Signal(), Signal(), Signal.like(g)
+            m.d.sync += [wb_valid.eq(s1_valid), wb_clear.eq(s1_clear), wb_g.eq(s1_g)]
+        else:
+            wb_valid, wb_clear, wb_g = s1_valid, s1_clear, s1_g
+        with m.If(wb_valid):
+            m.d.comb += [s_wr.addr.eq(wb_g), s_wr.en.eq(1)]
+            with m.If(wb_clear):
+                m.d.comb += s_wr.data.eq(init_word)
+            with m.Else():
+                for k in range(M):
+                    old, new = state_in[k], s_wr.data[k]
                     m.d.comb += new.eq(old)
                     if cuba:
-                        m.d.comb += new.a.eq(self._fix(old.a + w_rd.data[k]))
+                        m.d.comb += new.a.eq(self._fix(old.a + w_in[k]))
                     else:
                         with m.If(old.ref == 0):
-                            m.d.comb += new.v.eq(self._fix(old.v + w_rd.data[k]))
+                            m.d.comb += new.v.eq(self._fix(old.v + w_in[k]))
+
+        # With a read register a 1-group core would read a group in the cycle before its previous update is
+        # written; such an event takes 2 cycles (issue, then a bubble) so that the next read sees the write.
+        bubble = Signal()
+        m.d.sync += bubble.eq(0)
 
         def issue(clear):
+            if P and G == 1:
+                with m.If(bubble):
+                    m.d.comb += self.i.ready.eq(1)
+                with m.Else():
+                    m.d.comb += [w_rd.addr.eq(Cat(g[:gbits], p.addr)), s_rd.addr.eq(g)]
+                    m.d.sync += [s1_valid.eq(1), s1_clear.eq(clear), s1_g.eq(g), bubble.eq(1)]
+                return
             m.d.comb += [w_rd.addr.eq(Cat(g[:gbits], p.addr)), s_rd.addr.eq(g)]
             m.d.sync += [s1_valid.eq(1), s1_clear.eq(clear), s1_g.eq(g), g.eq(g + 1)]
             with m.If(last_group):
@@ -186,13 +307,27 @@ class SNNCore(wiring.Component):
                 m.d.comb += lowest.eq(k)
 
         state = Signal(_State)
-        # The timestep-boundary update of the group just read, computed outside the FSM (used in FIRE) so that
-        # no lane signal is assigned per FSM state (keeps the Verilog free of incomplete case statements).
-        ticked = Signal(data.ArrayLayout(lane_state, M))
+        wait = Signal(range(P + 1))
+        # The timestep-boundary update of the group read P + 1 cycles earlier, computed outside the FSM (used in
+        # FIRE) so that no lane signal is assigned per FSM state (keeps the Verilog free of incomplete case
+        # statements). Its P - 1 register slices (after the read register) run free: the FSM waits for them.
+        ticked = Signal(state_word)
         fired = Signal(M)
+        stages = self._stages()
         for k in range(M):
-            tick = self._tick_cuba if cuba else self._tick_lif
-            m.d.comb += fired[k].eq(tick(m, k, s_rd.data[k], ticked[k]))
+            old = state_in[k]
+            values = {f: getattr(old, f) for f in lane_state.members}
+            out = self._run_stages(m, stages, values, max(0, P - 1), f"lane{k}")
+            m.d.comb += fired[k].eq(out["fire"])
+            for f in lane_state.members:
+                m.d.comb += getattr(ticked[k], f).eq(out["new"][f])
+
+        def read_group():
+            m.d.comb += s_rd.addr.eq(g)
+            if P:
+                m.d.sync += [wait.eq(P), state.eq(_State.WAIT)]
+            else:
+                m.d.sync += state.eq(_State.FIRE)
 
         # If/Elif chains rather than Switch: Amaranth prunes empty Switch arms per signal, and Verilator -Wall
         # then flags every such case statement as incomplete.
@@ -214,12 +349,14 @@ class SNNCore(wiring.Component):
                     with m.If(last_group):
                         m.d.sync += t.eq(0)
                 with m.Else():                 # TICK; this cycle reads group 0 (g is 0 between beats)
-                    m.d.comb += s_rd.addr.eq(g)
+                    read_group()
                     m.d.sync += base.eq(0)
-                    m.d.sync += state.eq(_State.FIRE)
         with m.Elif(state == _State.READ):
-            m.d.comb += s_rd.addr.eq(g)
-            m.d.sync += state.eq(_State.FIRE)
+            read_group()
+        with m.Elif(state == _State.WAIT):
+            m.d.sync += wait.eq(wait - 1)
+            with m.If(wait == 1):
+                m.d.sync += state.eq(_State.FIRE)
         with m.Elif(state == _State.FIRE):
             m.d.comb += [s_wr.addr.eq(g), s_wr.en.eq(1), s_wr.data.eq(ticked)]
             m.d.sync += pending.eq(fired & active)

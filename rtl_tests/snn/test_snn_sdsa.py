@@ -40,3 +40,30 @@ def test_sdsa_cycle_model(sim_opts):
     q_beats = np.nonzero(inp["op"] == 1)[0]
     assert np.all(np.diff(res["in_cycles"]) == 1)                              # II = 1
     assert (np.array(res["out_cycles"]) - np.array(res["in_cycles"])[q_beats] == 1).all()   # latency 1
+
+
+def test_sdsa_threshold_boundary_paper_config(sim_opts):
+    """The paper configuration (dim 8, 16 tokens, fire iff S >= 8) with outputs exactly at, one below and one above
+    the threshold: catches '>=' turned into '>' (or '>= 9') in the gateware and the golden model.
+    Nine K/V tokens: token t has k = channel 0 on, and v channel c on iff t < 9 - (c % 3) -> KV[0][c] = 9, 8, 7 for
+    c % 3 = 0, 1, 2. A second head splits the sum over two K channels: tokens 0..3 have k = channel 1, tokens 4..7
+    k = channel 2, all v on -> KV[1][c] = KV[2][c] = 4; Q = channels 1 and 2 -> S = 8 everywhere."""
+    cfg = CONFIGS[2]
+    assert (cfg.dim, cfg.tokens, cfg.vth << cfg.scale_shift) == (8, 16, 8)
+    k1 = np.zeros((9, 8), dtype=int)
+    k1[:, 0] = 1
+    v1 = np.array([[int(t < 9 - c % 3) for c in range(8)] for t in range(9)])
+    q1 = np.eye(8, dtype=int)[[0, 1]]                         # row 0 reads KV[0] (9/8/7), row 1 reads KV[1] = 0
+    k2 = np.zeros((8, 8), dtype=int)
+    k2[:4, 1] = 1
+    k2[4:, 2] = 1
+    v2 = np.ones((8, 8), dtype=int)
+    q2 = np.zeros((2, 8), dtype=int)
+    q2[0, [1, 2]] = 1                                         # S = 4 + 4 = 8 on every channel
+    q2[1, 1] = 1                                              # S = 4: silent
+    inp, want = golden.stream(cfg, [(q1, k1, v1), (q2, k2, v2)])
+    pack = lambda bits: sum(b << c for c, b in enumerate(bits))   # noqa: E731
+    hand = [pack([1 if c % 3 < 2 else 0 for c in range(8)]), 0, pack([1] * 8), 0]
+    assert want["s"].tolist() == hand
+    res = run_vectors(cfg, inp, want, gap=0.3, backpressure=0.3, seed=6, **sim_opts)
+    assert res["n_out"] == len(want["s"]) and not res["mismatches"] and not res["extra_output"]

@@ -5,13 +5,20 @@ Neuron model knobs (all integer, bit-exact in `sw_model.snn.golden` and the gate
   (`trunc0(v * (4096 - decay) / 4096)`, the Loihi-style 12-bit multiplicative decay, rounding toward zero).
 - `compare`: "ge" (fire iff `v >= threshold`) or "gt" (`v > threshold`).
 - `reset`: "hard" (`v = 0` after a spike) or "soft" (`v = v - threshold`, reset by subtraction).
-- `refractory`: timesteps after a spike during which the neuron discards input and neither leaks nor fires.
+- `refractory`: timesteps after a spike during which the neuron holds v and neither fires nor (LIF) takes input.
 - `saturate`: True clips every update to the signed `state_bits` range; False wraps (two's complement).
-- `model`: "lif" (the above) or "cuba", the Loihi/Lava bit-accurate current-based LIF: input events sum into `a`;
-  at a timestep boundary `u = wrap(trunc0(u (4096 - (du + 1)) / 4096) + (a << input_shift))`,
-  `v = clip(trunc0(v (4096 - decay) / 4096) + u, +-(2^(s-1) - 1))`, fire on v (Lava: compare "gt", threshold =
-  vth << 6), reset, `a = 0`. Needs leak = "mult" (`decay` is Lava's dv) and refractory = 0; no bias (use an
-  always-on axon).
+- `bias_mant`, `bias_exp`: Loihi's constant bias `bias_mant << bias_exp` (13-bit signed mantissa, exponent 0..7),
+  added to v at every timestep boundary of a non-refractory neuron (LIF: before the compare).
+- `init_v`, `init_u`: the state after reset and after a CLEAR beat (the same for every neuron).
+- `model`: "lif" (the above) or "cuba", the Loihi/Lava bit-accurate current-based LIF (Lava `PyLifModelBitAcc`):
+  input events sum into `a`; at a timestep boundary
+  `u = wrapu(trunc0(u (4096 - (du + 1)) / 4096) + (a << input_shift))` (wrapu: into (-2^(s-1), 2^(s-1)], Lava's
+  wrap), and for a non-refractory neuron `v = clip(trunc0(v (4096 - decay) / 4096) + u + bias, +-(2^(s-1) - 1))`,
+  fire on v (Lava: compare "gt", threshold = vth << 6, vth >= 0), reset, `ref = refractory`; a refractory neuron
+  keeps v and counts down; `a = 0`. Needs leak = "mult" (`decay` is Lava's dv).
+- `pipeline`: register slices of the neuron datapath (0 = none: one cycle from memory read to write-back; 1 adds
+  the register after the memories; each further one cuts the timestep-boundary update). -1 picks the default of
+  the model (`DEFAULT_PIPELINE`), chosen to meet 100 MHz on ECP5 speed 6. Costs: see `cycles`.
 """
 from __future__ import annotations
 
@@ -23,6 +30,8 @@ LEAKS = ("none", "shift", "mult")
 COMPARES = ("ge", "gt")
 RESETS = ("hard", "soft")
 MODELS = ("lif", "cuba")
+DEFAULT_PIPELINE = {"lif": 2, "cuba": 6}
+MAX_PIPELINE = 7
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,11 @@ class SNNCoreConfig:
     model: str = "lif"
     du: int = 0
     input_shift: int = 0
+    bias_mant: int = 0
+    bias_exp: int = 0
+    init_v: int = 0
+    init_u: int = 0
+    pipeline: int = -1
     unit = "snn_core"
 
     def __post_init__(self):
@@ -61,7 +75,7 @@ class SNNCoreConfig:
         check_int("state_bits", self.state_bits, 4, 32)
         if self.weight_bits > self.state_bits:
             raise ConfigError(f"weight_bits: got {self.weight_bits}, allowed: at most state_bits ({self.state_bits})")
-        check_int("threshold", self.threshold, 1, (1 << (self.state_bits - 1)) - 1)
+        check_int("threshold", self.threshold, 0, (1 << (self.state_bits - 1)) - 1)
         check_choice("compare", self.compare, COMPARES)
         check_choice("reset", self.reset, RESETS)
         check_choice("leak", self.leak, LEAKS)
@@ -81,13 +95,44 @@ class SNNCoreConfig:
         check_int("input_shift", self.input_shift, 0, 8)
         if self.model == "cuba" and self.leak != "mult":
             raise ConfigError(f"leak: got {self.leak!r}, allowed with model 'cuba': mult (decay is the v decay dv)")
-        if self.model == "cuba" and self.refractory:
-            raise ConfigError(f"refractory: got {self.refractory}, allowed with model 'cuba': 0")
+        check_int("bias_mant", self.bias_mant, -4096, 4095)
+        check_int("bias_exp", self.bias_exp, 0, 7)
+        lo, hi = self.state_range
+        if not lo <= self.bias <= hi:
+            raise ConfigError(f"bias_mant: got {self.bias_mant} (bias_mant << bias_exp = {self.bias}), allowed: a bias "
+                              f"within the state range {lo}..{hi}")
+        check_int("init_v", self.init_v, lo, hi)
+        if self.model == "cuba":
+            check_int("init_u", self.init_u, lo + 1, hi + 1)
+        elif self.init_u:
+            raise ConfigError(f"init_u: got {self.init_u}, allowed with model 'lif': 0 (the LIF model has no current)")
+        check_int("pipeline", self.pipeline, -1, MAX_PIPELINE)
+        if self.pipeline == -1:         # resolve "auto" so that equal cores have equal configs (and hashes)
+            object.__setattr__(self, "pipeline", DEFAULT_PIPELINE[self.model])
 
     @property
     def groups(self) -> int:
         """Weight words per axon row (= cycles per input spike event): ceil(neurons / lanes)."""
         return -(-self.neurons // self.lanes)
+
+    @property
+    def bias(self) -> int:
+        """Loihi's effective bias, bias_mant * 2^bias_exp."""
+        return self.bias_mant << self.bias_exp
+
+    def cycles(self, op: str, spikes: int = 0) -> int:
+        """The cycle model: cycles an input beat of kind `op` (spike, clear, tick, write, error) holds the input
+        stream when the output is never stalled; `spikes` = output spikes of a tick. With pipeline >= 1 a
+        read-modify-write takes 3 cycles, so a 1-group core spends 2 cycles per event (the next read must see the
+        write); a tick reads, waits `pipeline` cycles and writes each group, then emits its spikes."""
+        g = self.groups
+        if op in ("spike", "clear"):
+            return max(g, 2) if self.pipeline else g
+        if op == "tick":
+            return (2 + self.pipeline) * g + spikes + 1
+        if op in ("write", "error"):
+            return 1
+        raise ValueError(f"op: got {op!r}, allowed: spike, clear, tick, write, error")
 
     @property
     def ref_bits(self) -> int:

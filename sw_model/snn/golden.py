@@ -3,12 +3,12 @@
 Two levels:
 - `LIFCore`: the neuron array. `spike(axon)` adds weight row `axon` to every non-refractory neuron (saturating or
   wrapping, one event at a time, in arrival order); `tick()` ends a timestep: for each neuron, in this order,
-  refractory neurons count down and do nothing else; the others fire iff `v >= threshold` (or `>`), fired neurons
-  reset (hard: 0, soft: `v - threshold`) and start `refractory` silent timesteps; then every non-refractory
-  neuron leaks. The tick returns the fired neuron addresses in ascending order. This is `H[t] = leak(V[t-1]) + X[t]`
-  with the spike decided on H[t] (spec section 5, I-LIF/spikingjelly form with an integer leak). With
-  `model = "cuba"` the events sum into `a` and the tick runs the Lava bit-accurate current/voltage update
-  (`tick_state`).
+  refractory neurons count down and do nothing else; the others add the bias, fire iff `v >= threshold` (or `>`),
+  fired neurons reset (hard: 0, soft: `v - threshold`) and start `refractory` silent timesteps; then every
+  non-refractory neuron leaks. The tick returns the fired neuron addresses in ascending order. This is
+  `H[t] = leak(V[t-1]) + X[t]` with the spike decided on H[t] (spec section 5, I-LIF/spikingjelly form with an
+  integer leak). With `model = "cuba"` the events sum into `a` and the tick runs the Lava bit-accurate
+  current/voltage update with Loihi's bias and refractory period (`tick_state`).
 - The stream level (what the gateware sees): beats with an opcode `Op` (SPIKE, TICK, WRITE weights, CLEAR state);
   `stream_model` returns the output beats (`Out` kind SPIKE / TICK end-of-timestep marker / ERROR) and the cycle
   cost of every input beat (the event-driven cycle model of docs/snn.md). `run_events` is the driver-level
@@ -47,9 +47,12 @@ def _fix(cfg: SNNCoreConfig, x, symmetric=False):
     return ((x - lo) & ((1 << cfg.state_bits) - 1)) + lo
 
 
-def _wrap(cfg: SNNCoreConfig, x):
-    lo = cfg.state_range[0]
-    return ((x - lo) & ((1 << cfg.state_bits) - 1)) + lo
+def _wrap_u(cfg: SNNCoreConfig, x):
+    """Lava's current wrap: into (-2^(s-1), 2^(s-1)] (the value +2^(s-1) stays, -2^(s-1) becomes +2^(s-1)). Lava
+    subtracts or adds 2^s once; this is the same wherever one correction suffices (always for Lava's 16-bit a_in and
+    24-bit u), and stays in range otherwise."""
+    h = 1 << (cfg.state_bits - 1)
+    return (x + h - 1) % (2 * h) - h + 1
 
 
 def _decay(x, factor: int):
@@ -69,8 +72,10 @@ def leak(cfg: SNNCoreConfig, v):
 
 
 def new_state(cfg: SNNCoreConfig, shape) -> dict:
-    """Per-neuron state arrays: v (potential), ref (refractory count), and for CUBA u (current), a (input sum)."""
-    return {k: np.zeros(shape, dtype=np.int64) for k in ("v", "ref", "u", "a")}
+    """Per-neuron state arrays after reset/CLEAR: v (potential, init_v), ref (refractory count, 0), and for CUBA
+    u (current, init_u), a (input sum, 0)."""
+    init = {"v": cfg.init_v, "u": cfg.init_u, "ref": 0, "a": 0}
+    return {k: np.full(shape, init[k], dtype=np.int64) for k in ("v", "ref", "u", "a")}
 
 
 def accumulate(cfg: SNNCoreConfig, s: dict, w, hit=True):
@@ -83,22 +88,23 @@ def accumulate(cfg: SNNCoreConfig, s: dict, w, hit=True):
 
 
 def tick_state(cfg: SNNCoreConfig, s: dict) -> np.ndarray:
-    """The timestep boundary for every neuron; returns the fire mask.
-    LIF: refractory neurons count down; the others fire on v, reset, then leak.
-    CUBA (Lava bit-accurate order): u = wrap(trunc0(u (4096 - (du + 1)) / 4096) + (a << input_shift));
-    v = clip(trunc0(v (4096 - decay) / 4096) + u); fire on v; reset; a = 0."""
+    """The timestep boundary for every neuron; returns the fire mask. A refractory neuron (ref > 0) keeps v,
+    counts down and does not fire; a neuron that fires resets and starts `refractory` silent steps.
+    LIF: v += bias (saturate/wrap), fire on v, reset, leak.
+    CUBA (Lava bit-accurate order): u = wrapu(trunc0(u (4096 - (du + 1)) / 4096) + (a << input_shift)) for every
+    neuron; v = clip(trunc0(v (4096 - decay) / 4096) + u + bias) for the non-refractory ones; fire on v; reset;
+    a = 0."""
     cmp = (lambda x: x >= cfg.threshold) if cfg.compare == "ge" else (lambda x: x > cfg.threshold)
-    if cfg.model == "cuba":
-        u = _wrap(cfg, _decay(s["u"], 4095 - cfg.du) + (s["a"] << cfg.input_shift))
-        v = _fix(cfg, _decay(s["v"], 4096 - cfg.decay) + u, symmetric=True)
-        fire = cmp(v)
-        s["v"] = np.where(fire, 0 if cfg.reset == "hard" else v - cfg.threshold, v)
-        s["u"], s["a"] = u, np.zeros_like(u)
-        return fire
     refr = s["ref"] > 0
-    fire = ~refr & cmp(s["v"])
-    v = np.where(fire, 0 if cfg.reset == "hard" else s["v"] - cfg.threshold, s["v"])
-    s["v"] = np.where(refr, v, leak(cfg, v))
+    if cfg.model == "cuba":
+        u = _wrap_u(cfg, _decay(s["u"], 4095 - cfg.du) + (s["a"] << cfg.input_shift))
+        v = np.where(refr, s["v"], _fix(cfg, _decay(s["v"], 4096 - cfg.decay) + u + cfg.bias, symmetric=True))
+        s["u"], s["a"] = u, np.zeros_like(u)
+    else:
+        v = np.where(refr, s["v"], _fix(cfg, s["v"] + cfg.bias))
+    fire = ~refr & cmp(v)
+    v = np.where(fire, 0 if cfg.reset == "hard" else v - cfg.threshold, v)
+    s["v"] = v if cfg.model == "cuba" else np.where(refr, v, leak(cfg, v))
     s["ref"] = np.where(refr, s["ref"] - 1, np.where(fire, cfg.refractory, 0))
     return fire
 
@@ -237,14 +243,14 @@ def stream_model(cfg: SNNCoreConfig, inp: dict, core: LIFCore | None = None):
                 kind.append(Out.ERROR), addr.append(a), tout.append(core.t & tmask), cost.append(1)
                 continue
             core.spike(a)
-            cost.append(g)
+            cost.append(cfg.cycles("spike"))
         elif op == Op.TICK:
             t = core.t & tmask
             fired = core.tick().tolist()
             kind += [Out.SPIKE] * len(fired) + [Out.TICK]
             addr += fired + [0]
             tout += [t] * (len(fired) + 1)
-            cost.append(2 * g + len(fired) + 1)
+            cost.append(cfg.cycles("tick", len(fired)))
         elif op == Op.WRITE:
             if a >= cfg.axons or grp >= g:
                 kind.append(Out.ERROR), addr.append(a), tout.append(core.t & tmask), cost.append(1)
@@ -255,7 +261,7 @@ def stream_model(cfg: SNNCoreConfig, inp: dict, core: LIFCore | None = None):
             cost.append(1)
         elif op == Op.CLEAR:
             core.clear()
-            cost.append(g)
+            cost.append(cfg.cycles("clear"))
         else:
             raise ValueError(f"op: got {op}, allowed: {', '.join(f'{o.value} ({o.name})' for o in Op)}")
     out = {k: np.array(v, dtype=np.int64) for k, v in (("kind", kind), ("addr", addr), ("t", tout))}

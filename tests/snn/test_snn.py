@@ -168,8 +168,9 @@ def test_stream_model_matches_driver_level_and_counts_cycles():
     want, v = snn.run_events(cfg, w, ev, 20)
     assert np.array_equal(snn.decode_spikes(out), want) and np.array_equal(core.v, v)
     n_spk = (out["kind"] == snn.Out.SPIKE).sum()
-    # G = 3 groups: WRITE 1, SPIKE 3, TICK 2*3 + spikes + 1
-    assert cost.sum() == 5 * 3 * 1 + len(ev) * 3 + 20 * 7 + n_spk
+    # G = 3 groups, pipeline 2 (the LIF default): WRITE 1, SPIKE 3, TICK (2 + 2) * 3 + spikes + 1
+    assert cfg.pipeline == 2
+    assert cost.sum() == 5 * 3 * 1 + len(ev) * 3 + 20 * 13 + n_spk
     assert ((out["kind"] == snn.Out.TICK).sum(), out["t"][-1]) == (20, 19)
 
 
@@ -204,7 +205,18 @@ def test_bad_events_and_weights():
     (dict(lanes=9, neurons=8), "lanes: got 9, allowed: at most neurons (8)"),
     (dict(weight_bits=17), "weight_bits: got 17, allowed: an integer from 2 to 16"),
     (dict(weight_bits=12, state_bits=10), "weight_bits: got 12, allowed: at most state_bits (10)"),
-    (dict(threshold=32768), "threshold: got 32768, allowed: an integer from 1 to 32767"),
+    (dict(threshold=32768), "threshold: got 32768, allowed: an integer from 0 to 32767"),
+    (dict(threshold=-1), "threshold: got -1, allowed: an integer from 0 to 32767"),
+    (dict(bias_mant=4096), "bias_mant: got 4096, allowed: an integer from -4096 to 4095"),
+    (dict(bias_exp=8), "bias_exp: got 8, allowed: an integer from 0 to 7"),
+    (dict(bias_mant=-4096, bias_exp=4), "bias_mant: got -4096 (bias_mant << bias_exp = -65536), allowed: a bias "
+                                        "within the state range -32768..32767"),
+    (dict(bias_mant=4095, bias_exp=4), "bias_mant: got 4095 (bias_mant << bias_exp = 65520), allowed: a bias "
+                                       "within the state range -32768..32767"),
+    (dict(init_v=32768), "init_v: got 32768, allowed: an integer from -32768 to 32767"),
+    (dict(init_u=5), "init_u: got 5, allowed with model 'lif': 0"),
+    (dict(model="cuba", leak="mult", init_u=-32768), "init_u: got -32768, allowed: an integer from -32767 to 32768"),
+    (dict(pipeline=8), "pipeline: got 8, allowed: an integer from -1 to 7"),
     (dict(reset="zero"), "reset: got 'zero', allowed: hard, soft"),
     (dict(leak="exp"), "leak: got 'exp', allowed: none, shift, mult"),
     (dict(leak="shift", leak_shift=16), "leak_shift: got 16, allowed: below state_bits (16)"),
@@ -212,7 +224,6 @@ def test_bad_events_and_weights():
     (dict(saturate=1), "saturate: got 1, allowed: true, false"),
     (dict(decay=4097), "decay: got 4097, allowed: an integer from 0 to 4096"),
     (dict(model="cuba"), "leak: got 'none', allowed with model 'cuba': mult"),
-    (dict(model="cuba", leak="mult", refractory=1), "refractory: got 1, allowed with model 'cuba': 0"),
     (dict(model="izh"), "model: got 'izh', allowed: lif, cuba"),
 ])
 def test_config_errors(kw, msg):
@@ -249,4 +260,5 @@ def test_manifest_declares_streams_and_cycle_model():
     _, man = generate(cfg, "snn_small")
     fields = {s["name"]: {f["name"]: f["width"] for f in s["fields"]} for s in man["streams"]}
     assert fields == {"i": {"op": 2, "addr": 3, "group": 2, "w": 24}, "o": {"kind": 2, "addr": 4, "t": 16}}
-    assert man["cycles"] == {"spike": 3, "write": 1, "clear": 3, "tick": "6 + spikes + 1", "error": 1}
+    assert man["cycles"] == {"spike": 3, "write": 1, "clear": 3, "tick": "12 + spikes + 1", "error": 1}
+    assert man["pipeline"] == 2
