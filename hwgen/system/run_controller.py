@@ -20,14 +20,16 @@ class RunController(wiring.Component):
     `spad_out` a write port of the output scratchpad; `to_engine` feeds the engine's input stream, `from_engine`
     takes its output stream. `events` reports the cycle's counter events (`busy`: the run is not finished).
 
-    Timing: a one-beat read register sits between the scratchpad and the engine, refilled in the cycle it is
-    taken, so an II=1 engine takes a beat every cycle: with a start in cycle s, the beats enter the engine in
-    cycles s+2 .. s+count+1 (valid never waits for ready; the payload holds while stalled). The controller takes
+    Timing: the scratchpad's synchronous read and a data register after it form a two-beat read pipeline,
+    refilled in the cycle a beat is taken, so an II=1 engine takes a beat every cycle: with a start in cycle s,
+    the beats enter the engine in cycles s+3 .. s+count+2 (valid never waits for ready; the payload holds while
+    stalled). The controller takes
     the engine's outputs while fewer than `count2` have been counted and writes each to the next OUT address;
     with `marker` (`{"out_field", "out_value"}`, e.g. the spiking core's TICK beats) only beats whose field has
     that value count, the others are written too. `busy` is high from the cycle after `start` until the last
-    beat has entered and the last counted output has been written: n + L + 1 cycles for n beats on an II=1
-    engine of latency L that gives one output per beat (the cycle model's RUN)."""
+    beat has entered and the last counted output has been written: (n - 1) * II + L + 3 cycles for n beats on an
+    engine of initiation interval II and latency L whose last output comes L cycles after its last beat (the cycle
+    model's RUN)."""
 
     def __init__(self, config: SystemConfig, in_layout, out_layout, marker: dict | None = None):
         self.config = config
@@ -47,20 +49,26 @@ class RunController(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, rp, wp, eng_i, eng_o = self.config, self.spad_in, self.spad_out, self.to_engine, self.from_engine
-        raddr, rleft, rvalid = Signal(cfg.addr_bits), Signal(cfg.count_bits), Signal()
+        raddr, rleft = Signal(cfg.addr_bits), Signal(cfg.count_bits)
+        # two read stages: the block RAM's output (rvalid) and a register after it (dvalid, data), so no logic
+        # sits between the RAM's slow clock-to-out and a flop; they stall together when the engine is not ready
+        rvalid, dvalid, data_reg = Signal(), Signal(), Signal(data.Layout.cast(eng_i.payload.shape()).size)
         waddr, wleft = Signal(cfg.addr_bits), Signal(cfg.count_bits)
-        advance = ~rvalid | eng_i.ready               # the read data register is empty or being taken
+        take = ~dvalid | eng_i.ready                  # the data register is empty or being taken
+        advance = ~rvalid | take                      # the RAM's output moves on (or is empty)
         if self.marker is None:
             counted = wp.en
         else:
             counted = wp.en & (getattr(eng_o.payload, self.marker["out_field"]) == self.marker["out_value"])
         m.d.comb += [rp.addr.eq(raddr), rp.en.eq(advance),
-                     eng_i.valid.eq(rvalid), eng_i.payload.eq(rp.data), eng_o.ready.eq(wleft != 0),
+                     eng_i.valid.eq(dvalid), eng_i.payload.eq(data_reg), eng_o.ready.eq(wleft != 0),
                      wp.addr.eq(waddr), wp.data.eq(eng_o.payload), wp.en.eq(eng_o.valid & eng_o.ready)]
         with m.If(self.start):
-            m.d.sync += [raddr.eq(self.cmd.addr), rleft.eq(self.cmd.count), rvalid.eq(0),
+            m.d.sync += [raddr.eq(self.cmd.addr), rleft.eq(self.cmd.count), rvalid.eq(0), dvalid.eq(0),
                          waddr.eq(self.cmd.addr2), wleft.eq(self.cmd.count2)]
         with m.Else():
+            with m.If(take):
+                m.d.sync += [dvalid.eq(rvalid), data_reg.eq(rp.data)]
             with m.If(advance):
                 m.d.sync += rvalid.eq(rleft != 0)
                 with m.If(rleft != 0):
@@ -69,7 +77,7 @@ class RunController(wiring.Component):
                 m.d.sync += waddr.eq(waddr + 1)
             with m.If(counted):
                 m.d.sync += wleft.eq(wleft - 1)
-        m.d.comb += [self.events.busy.eq((rleft != 0) | rvalid | (wleft != 0)),
+        m.d.comb += [self.events.busy.eq((rleft != 0) | rvalid | dvalid | (wleft != 0)),
                      self.events.in_beats.eq(eng_i.valid & eng_i.ready),
                      self.events.out_beats.eq(eng_o.valid & eng_o.ready),
                      self.events.in_stall.eq(eng_i.valid & ~eng_i.ready)]

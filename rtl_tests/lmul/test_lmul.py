@@ -118,7 +118,10 @@ def dot_vectors(cfg, n_vectors, beats_per_vector, seed, scale=1.0):
     (LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=5, mode="formula", pipeline=1), 4),
     (LMulDotConfig(fmt="e4m3", acc_fmt="fp16", lanes=1, overflow="inf", pipeline=0), 2),
     (LMulDotConfig(fmt="e3m4", acc_fmt="fp32", lanes=3, pipeline=3), 1),
-], ids=lambda x: getattr(x, "fmt", None) and f"{x.fmt}-{x.acc_fmt}-x{x.lanes}-p{x.pipeline}")
+    # every tree step registered, the accumulator's add over 3 and 5 cycles (II 3 and 5)
+    (LMulDotConfig(fmt="e4m3", acc_fmt="fp32", lanes=6, pipeline=16, acc_stages=3), 3),
+    (LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=8, pipeline=17, acc_stages=5), 2),
+], ids=lambda x: getattr(x, "fmt", None) and f"{x.fmt}-{x.acc_fmt}-x{x.lanes}-p{x.pipeline}-a{x.acc_stages}")
 def test_lmuldot_random(cfg, beats, sim_opts):
     a, b = dot_vectors(cfg, 300, beats, seed=cfg.lanes)
     want = golden.lmul_dot(a, b, cfg.format, cfg.acc_format, cfg.mode, cfg.overflow)
@@ -129,12 +132,25 @@ def test_lmuldot_random(cfg, beats, sim_opts):
     assert res["n_out"] == 300 and not res["mismatches"]
 
 
-def test_lmuldot_latency(sim_opts):
-    cfg = LMulDotConfig(lanes=4, pipeline=2)
-    a, b = dot_vectors(cfg, 20, 2, seed=9)
-    last = np.tile([0, 1], 20)
+@pytest.mark.parametrize("cfg", [LMulDotConfig(lanes=4, pipeline=2), LMulDotConfig(lanes=4, pipeline=11),
+                                 LMulDotConfig(lanes=4, pipeline=4, acc_stages=2),
+                                 LMulDotConfig(lanes=4, pipeline=11, acc_stages=5)],
+                         ids=lambda c: f"p{c.pipeline}-a{c.acc_stages}")
+@pytest.mark.parametrize("beats", [1, 3])
+def test_lmuldot_latency(cfg, beats, sim_opts):
+    """The manifest's timing: a lone vector's sum leaves `latency` cycles after its last beat; back to back,
+    the accumulator takes a beat every II cycles, so vector j's sum leaves at
+    first beat + (beats * (j + 1) - 1) * II + latency."""
+    from hwgen.sim.harness import design
+    _, manifest = design(cfg)
+    assert (manifest["latency"], manifest["ii"]) == (cfg.pipeline + cfg.acc_stages, cfg.acc_stages)
+    n = 12
+    a, b = dot_vectors(cfg, n, beats, seed=9)
+    last = np.tile([0] * (beats - 1) + [1], n)
     want = golden.lmul_dot(a, b, cfg.format, cfg.acc_format)
     res = run_vectors(cfg, {"a": a.reshape(-1, 4), "b": b.reshape(-1, 4), "last": last}, {"sum": want},
                       gap=0.0, backpressure=0.0, **sim_opts)
-    last_in = np.array(res["in_cycles"])[1::2]
-    assert (np.array(res["out_cycles"]) - last_in == cfg.pipeline + 1).all()
+    assert not res["mismatches"]
+    ins, outs = np.array(res["in_cycles"]), np.array(res["out_cycles"])
+    j = np.arange(n)
+    assert (outs - ins[0] == (beats * (j + 1) - 1) * manifest["ii"] + manifest["latency"]).all(), outs - ins[0]

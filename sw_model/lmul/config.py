@@ -7,6 +7,8 @@ from sw_model.config import ConfigError, check_choice, check_float_format, check
 from sw_model.lmul.golden import MODES, OVERFLOW_POLICIES
 from sw_model.numerics.formats import FloatFormat, get_format
 
+ADD_STEPS = 5        # the hardware float add's steps (order, align, sum, normalize, round), each a possible register cut
+
 
 def check_overflow(fmt_name: str, overflow: str):
     """`overflow` is a known policy, and "inf" only for formats that have Inf or NaN."""
@@ -58,13 +60,19 @@ class FMulConfig:
 @dataclass(frozen=True)
 class LMulDotConfig:
     """An N-lane L-Mul dot product: `lanes` L-Mul products per beat in `fmt`, widened exactly into the IEEE
-    accumulator format `acc_fmt`, summed by an adder tree and accumulated over the beats of a vector."""
+    accumulator format `acc_fmt`, summed by an adder tree and accumulated over the beats of a vector.
+
+    Pipelining: the tree is `tree_steps` combinational steps (the products, then 4 per float-add level: align, sum,
+    normalize, round); `pipeline` register slices are spread evenly over them (0 .. tree_steps + 2). The
+    accumulator's float add takes `acc_stages` cycles (1 .. 5), and the unit takes a beat every `acc_stages` cycles
+    (the accumulation is a loop). Latency `pipeline + acc_stages`, II `acc_stages`."""
     fmt: str = "e4m3"
     acc_fmt: str = "fp32"
     lanes: int = 16
     mode: str = "adder"
     overflow: str = "saturate"
     pipeline: int = 1
+    acc_stages: int = 1
     unit = "lmuldot"
 
     def __post_init__(self):
@@ -73,7 +81,8 @@ class LMulDotConfig:
         check_choice("mode", self.mode, MODES)
         check_overflow(self.fmt, self.overflow)
         check_int("lanes", self.lanes, 1, 256)
-        check_int("pipeline", self.pipeline, 0, 1 + 8)
+        check_int("pipeline", self.pipeline, 0, self.tree_steps + 2)
+        check_int("acc_stages", self.acc_stages, 1, ADD_STEPS)
         if acc.special != "ieee":
             raise ConfigError(f"acc_fmt: got {self.acc_fmt!r}, allowed: an IEEE-like format (fp32, bf16, fp16, ...)")
         # Every L-Mul product (normal, zero, Inf or NaN) must be exactly representable in the accumulator.
@@ -90,6 +99,16 @@ class LMulDotConfig:
     def acc_format(self) -> FloatFormat:
         return get_format(self.acc_fmt)
 
+    @property
+    def tree_steps(self) -> int:
+        """Combinational steps of the product + adder tree: 1 + ADD_STEPS per level of ceil(log2(lanes))."""
+        return 1 + ADD_STEPS * (self.lanes - 1).bit_length()
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a lone vector's last beat to its sum (the accumulator's `acc_stages` included)."""
+        return self.pipeline + self.acc_stages
+
 
 PRESETS_LMUL = {
     "lmul-e4m3": LMulConfig(fmt="e4m3"),
@@ -100,6 +119,7 @@ PRESETS_LMUL = {
     "fmul-e4m3": FMulConfig(fmt="e4m3"),
     "fmul-e5m2": FMulConfig(fmt="e5m2"),
     "fmul-bf16": FMulConfig(fmt="bf16"),
-    "lmuldot-e4m3x16": LMulDotConfig(fmt="e4m3", acc_fmt="fp32", lanes=16),
-    "lmuldot-e5m2x8-bf16": LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=8),
+    # every tree step registered (1 + 5 * levels) and the accumulator's add over 5 cycles: >= 100 MHz on ECP5
+    "lmuldot-e4m3x16": LMulDotConfig(fmt="e4m3", acc_fmt="fp32", lanes=16, pipeline=21, acc_stages=5),
+    "lmuldot-e5m2x8-bf16": LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=8, pipeline=16, acc_stages=3),
 }

@@ -353,13 +353,14 @@ def program_cycles(program: Program) -> int:
     reply word at once: cycles from the first header's handshake to the last reply word's, plus one.
 
     The decoder takes a command's header at cycle t and is free again at: CLEAR/NOP t+1; WRITE of n beats
-    t + 2 + n * in_words. RUN of n beats on an II=1 engine e of latency L is taken at a = max(t, free[e]) (it
-    waits for the engine's previous run), frees the decoder at a+1 and keeps the engine busy until
-    free[e] = a + n + L + 2 (its `busy` counter grows by n + L + 1). WAIT frees the decoder at
+    t + 2 + n * in_words. RUN of n beats on an engine e of initiation interval II and latency L is taken at
+    a = max(t, free[e]) (it waits for the engine's previous run), frees the decoder at a+1 and keeps the engine
+    busy until free[e] = a + (n - 1) * II + L + 4 (its `busy` counter grows by (n - 1) * II + L + 3; with II = 1:
+    n + L + 2; the two read stages of the run controller put the first beat into the engine at a + 3). WAIT frees the decoder at
     max(t+1, free[e]) + 1. Replies leave through one serializer, one word per cycle: it loads a beat at cycle
     L0 = max(start, when it last went free) and sends its words in the following cycles. INFO/COUNTERS: start t+1,
     decoder free at L0 + 1. READ of c beats of k words: start t+2, beat j loads at L0 + j*k, decoder free at
-    L0 + (c-1)*k + 2 (t+2 when c = 0). None when a RUN uses an engine without a fixed latency and II = 1."""
+    L0 + (c-1)*k + 2 (t+2 when c = 0). None when a RUN uses an engine without a fixed latency and II."""
     hdr = {f["name"]: f for f in program.sys["header"]}
     ops = {v: k for k, v in program.sys["opcodes"].items()}
     t = end = s_free = pos = 0
@@ -374,10 +375,10 @@ def program_cycles(program: Program) -> int:
             pos += h["count"] * eng["in_words"]
             t += 2 + h["count"] * eng["in_words"]
         elif op == "RUN":
-            if eng["latency"] is None or eng["ii"] != 1:
-                return None                     # the model covers II=1 engines of fixed latency only
+            if eng["latency"] is None or eng["ii"] is None:
+                return None                     # the model covers engines of fixed latency and II only
             t = max(t, free.get(e, 0))
-            free[e] = t + h["count"] + eng["latency"] + 2
+            free[e] = t + (h["count"] - 1) * eng["ii"] + eng["latency"] + 4
             t += 1
         elif op == "WAIT":
             t = max(t + 1, free.get(e, 0)) + 1

@@ -97,6 +97,56 @@ def test_not_fitting_design_names_the_resource(tmp_path):
     assert (info.value.resource, info.value.used, info.value.available) == ("ICESTORM_DSP", 16, 8)
 
 
+def test_ulx3s_core_clock_comes_from_the_pll():
+    board = load_board("ulx3s-85f")
+    assert (board.clock_hz, board.core_hz, board.uses_pll) == (25_000_000, 100_000_000, True)
+    assert not load_board("icebreaker").uses_pll
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"core_hz": 24_000_000}, r"core_hz: got 24000000, allowed for ice40: 12000000 \(the board clock"),
+    ({"core_hz": "fast"}, r"core_hz: got 'fast', allowed: a positive integer"),
+    ({"speed_hz": 1}, r"\[clock\]: unknown keys \['speed_hz'\]"),
+])
+def test_bad_core_clock(change, message):
+    d = _icebreaker_dict()
+    d["clock"] = dict(d["clock"], **change)
+    with pytest.raises(BoardError, match=message):
+        board_from_dict(d, "x.toml")
+
+
+@pytest.mark.parametrize("out_mhz", [100, 75, 125, 50])
+def test_pll_dividers_make_the_frequency_within_the_ecp5_ranges(out_mhz):
+    from hwgen.flow.pll import ecp5_pll_params
+    p = ecp5_pll_params(25_000_000, out_mhz * 1_000_000)
+    assert 25e6 * p["CLKFB_DIV"] / p["CLKI_DIV"] == out_mhz * 1e6          # CLKOP feedback: out = in * fb / ref
+    assert 400e6 <= p["vco_hz"] == out_mhz * 1e6 * p["CLKOP_DIV"] <= 800e6
+    assert 3.125e6 <= 25e6 / p["CLKI_DIV"] and p["CLKOP_CPHASE"] == (p["CLKOP_DIV"] - 1) // 2
+    if out_mhz == 100:                       # what Trellis's ecppll -i 25 -o 100 prints
+        assert (p["CLKI_DIV"], p["CLKFB_DIV"], p["CLKOP_DIV"], p["CLKOP_CPHASE"]) == (1, 4, 6, 2)
+
+
+def test_pll_refuses_unreachable_frequencies():
+    from hwgen.flow.pll import ecp5_pll_params
+    with pytest.raises(ValueError, match=r"core_hz: got 500000000, allowed: 3125000 \.\. 400000000 Hz"):
+        ecp5_pll_params(25_000_000, 500_000_000)
+    with pytest.raises(ValueError, match=r"core_hz: got 100000001, allowed: a frequency the ECP5 PLL makes exactly"):
+        ecp5_pll_params(25_000_000, 100_000_001)
+
+
+def test_ulx3s_top_runs_the_design_from_the_pll():
+    board = load_board("ulx3s-85f")
+    _, config = load_config("lmul-e4m3")
+    top = BoardTop(board, BridgedUnit(build_component(config), divisor=868, timeout=868_000))
+    plan = board.make_platform().prepare(top, name="top")
+    verilog = plan.files["top.v"]
+    verilog = verilog if isinstance(verilog, str) else verilog.decode()
+    assert re.search(r"EHXPLLL\s*#\(", verilog)
+    for param, value in (("CLKI_DIV", 1), ("CLKFB_DIV", 4), ("CLKOP_DIV", 6), ("CLKOP_CPHASE", 2)):
+        assert re.search(rf"\.{param}\(32'[sd]*{value}\)", verilog), param
+    assert re.search(r"\.FEEDBK_PATH\(\"CLKOP\"\)", verilog)
+
+
 def test_cli_build_bad_board_and_config(capsys):
     assert cli.main(["build", "nope", "--config", "lmul-e4m3"]) == 2
     assert "hwgen: error: board: got 'nope', allowed: arty-a7-35t, icebreaker, ulx3s-85f" in capsys.readouterr().err
@@ -125,7 +175,7 @@ def _check_bitstream(board, out, record):
         assert data[4:8] == bytes.fromhex("7eaa997e")          # iCE40 sync word
     else:
         assert b"LFE5U-85F" in data[:64] and bytes.fromhex("41113043") in data[:128]   # ECP5-85F IDCODE
-    assert record["fmax_mhz"] >= record["board"]["clock_hz"] / 1e6
+    assert record["fmax_mhz"] >= record["board"]["core_hz"] / 1e6
 
 
 @pytest.mark.slow
