@@ -1,0 +1,1 @@
+"""Model importers: float models from exchange formats, run on numpy with per-layer numerics."""
