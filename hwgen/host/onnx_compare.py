@@ -235,6 +235,12 @@ def _fmt(v, spec=".4f"):
     return "" if v is None else format(v, spec) if isinstance(v, float) else str(v)
 
 
+def _no_engine(row: dict, reference: bool) -> str:
+    if reference:
+        return ""
+    return "host" if set(row.get("layers", {}).values()) <= {"float"} else "none (golden only)"
+
+
 def markdown(summary: dict) -> str:
     acc = summary["metric"] == "accuracy"
     head = ["numerics", "accuracy" if acc else "cosine mean", *([] if acc else ["cosine min"]), "rel err max",
@@ -249,7 +255,7 @@ def markdown(summary: dict) -> str:
         cells = [r["numerics"], _fmt(r.get("accuracy") if acc else r.get("cosine_mean")),
                  *([] if acc else [_fmt(r.get("cosine_min"))]), _fmt(r["rel_err_max"], ".3e"),
                  _fmt(r["rel_err_mean"], ".3e"),
-                 ", ".join(r.get("engines", [])) or ("" if r is summary["rows"][0] else "none (golden only)"),
+                 ", ".join(r.get("engines", [])) or _no_engine(r, r is summary["rows"][0]),
                  _fmt(r.get("cycles_per_inference"), ".0f"), occ, _fmt(r.get("rtl_samples")),
                  _fmt(r.get("rtl_mismatches"))]
         lines.append("| " + " | ".join(cells) + " |")
