@@ -113,8 +113,19 @@ def _reference(path: Path, batches: list, output: str, types: dict) -> np.ndarra
     outs = []
     for feeds in batches:
         feeds = {k: np.asarray(v).astype(types.get(k, np.asarray(v).dtype)) for k, v in feeds.items()}
-        outs.append(sess.run([output], feeds)[0])
+        out = sess.run([output], feeds)[0]
+        if isinstance(out, list):                  # ZipMap: [{class: probability}] -> (N, classes) in class order
+            out = np.array([[d[k] for k in sorted(d)] for d in out], np.float32)
+        outs.append(out)
     return np.concatenate(outs)
+
+
+def _output(m) -> str:
+    """The output compared: the sentence embedding, else the first output that is not an integer label."""
+    if "sentence_embedding" in m.graph.outputs:
+        return "sentence_embedding"
+    labels = {n.outputs[0] for n in m.graph.nodes if n.op == "LinearClassifier"}
+    return next((o for o in m.graph.outputs if o not in labels), m.graph.outputs[0])
 
 
 def compare(model: str, numerics: list[str], dataset: str | None = None, limit: int | None = None,
@@ -136,11 +147,11 @@ def compare(model: str, numerics: list[str], dataset: str | None = None, limit: 
     m = OnnxModel(path)
     if dataset is None and name not in DEFAULT_DATASET:
         raise ValueError(f"--dataset: {path.name} is not a built-in model, allowed: digits, digits-images, "
-                         "sentences or an .npz file")
+                         "iris, sentences or an .npz file")
     ds = load_dataset(dataset or DEFAULT_DATASET[name], m.graph.inputs[0], limit)
     for c in configs:
         c.assign(m.layer_names)                                 # a rule matching no layer fails here
-    output = "sentence_embedding" if "sentence_embedding" in m.graph.outputs else m.graph.outputs[0]
+    output = _output(m)
     refs = _reference(path, ds.batches, output, m.graph.input_types)
     calibration = m.calibrate(ds.calibration)
     costs = EngineCosts(backend, sim)

