@@ -74,6 +74,22 @@ def test_operators_match_onnxruntime(case):
     _check(make(nodes, inputs, outputs, inits), feeds)
 
 
+@pytest.mark.parametrize("opset, axis", [(11, 1), (11, -1), (13, 1)])
+def test_softmax_follows_the_models_opset(opset, axis):
+    """Before opset 13 Softmax normalises over the input flattened at `axis`; from 13 along `axis` only."""
+    m = make([N("Softmax", ["x"], ["y"], axis=axis)], [("x", [2, 3, 4])], [("y", [2, 3, 4])], opset=opset)
+    _check(m, {"x": _r(2, 3, 4)})
+
+
+def test_flatten_at_the_last_axis_and_integer_division():
+    m = make([N("Flatten", ["x"], ["y"], axis=2)], [("x", [2, 3])], [("y", [6, 1])])
+    _check(m, {"x": _r(2, 3)})
+    m = make([N("Div", ["a", "b"], ["y"])], [("a", [4], TensorProto.INT64), ("b", [4], TensorProto.INT64)],
+             [("y", [4], TensorProto.INT64)])
+    feeds = {"a": np.array([7, -7, 7, -7]), "b": np.array([2, 2, -2, -2])}
+    np.testing.assert_array_equal(run_graph(load_graph(m), feeds)["y"], ort_run(m, feeds)[0])
+
+
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 def test_gelu_op_matches_onnxruntime(approximate):
     m = make([N("Gelu", ["x"], ["y"], approximate=approximate)], [("x", [4, 5])], [("y", [4, 5])], opset=20)
@@ -126,6 +142,17 @@ def test_unsupported_attribute_and_domain_are_refused():
     custom.opset_import.append(helper.make_opsetid("com.example", 1))
     with pytest.raises(UnsupportedModel, match=r"node 'myrelu': op Relu \(domain com.example\)"):
         load_graph(custom)
+
+
+def test_auto_pad_and_computed_weights_are_refused_at_load():
+    pool = make([N("MaxPool", ["x"], ["y"], name="p", kernel_shape=[2, 2], auto_pad="SAME_UPPER")],
+                [("x", [1, 1, 4, 4])], [("y", None)])
+    with pytest.raises(UnsupportedModel, match=r"node 'p': op MaxPool with auto_pad SAME_UPPER is not supported"):
+        load_graph(pool)
+    gemm = make([N("Transpose", ["w"], ["wt"]), N("Gemm", ["x", "wt"], ["y"], name="g")],
+                [("x", [2, 3]), ("w", [4, 3])], [("y", [2, 4])])
+    with pytest.raises(UnsupportedModel, match=r"node 'g': op Gemm with a computed weight \(wt\)"):
+        load_graph(gemm)
 
 
 def test_missing_feed_and_bad_file_are_clear_errors(tmp_path):

@@ -60,6 +60,7 @@ class Graph:
     outputs: list
     input_shapes: dict = field(default_factory=dict)
     input_types: dict = field(default_factory=dict)
+    opset: int = 17
 
     def layers(self) -> list[Layer]:
         """The layers whose product a numerics choice can replace, in execution order."""
@@ -121,12 +122,17 @@ def load_graph(model) -> Graph:
         t = i.type.tensor_type
         shapes[i.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
         types[i.name] = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else np.float32
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     graph = Graph(g.name or "model", nodes, constants, [i.name for i in g.input if i.name not in constants],
-                  [o.name for o in g.output], shapes, types)
+                  [o.name for o in g.output], shapes, types, opset)
     check_supported(graph)
     for n in graph.nodes:                        # fold Constant nodes once
         if n.op == "Constant":
             graph.constants[n.outputs[0]] = _constant(n)
+    for n in graph.nodes:
+        if n.op in ("Gemm", "Conv") and n.inputs[1] not in graph.constants:
+            raise UnsupportedModel(f"node {n.name!r}: op {n.op} with a computed weight ({n.inputs[1]}) is not "
+                                   "supported; allowed: weights as initializers or Constant nodes")
     return graph
 
 
@@ -157,6 +163,15 @@ def _constant(n: Node) -> np.ndarray:
 def _softmax(x, axis):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def _softmax_op(n, v, opset):
+    """Opset >= 13: along `axis` (default -1); before: over the input coerced to 2-D at `axis` (default 1)."""
+    x = v[0]
+    if opset >= 13:
+        return _softmax(x, n.attrs.get("axis", -1))
+    axis = n.attrs.get("axis", 1) % max(x.ndim, 1)
+    return _softmax(x.reshape(int(np.prod(x.shape[:axis])), -1), 1).reshape(x.shape)
 
 
 def _layer_norm(x, gamma, beta, axis, eps):
@@ -242,7 +257,8 @@ def _squeeze(n, v):
 
 
 def _flatten(n, v):
-    axis = n.attrs.get("axis", 1) % max(v[0].ndim, 1)
+    axis = n.attrs.get("axis", 1)
+    axis = axis + v[0].ndim if axis < 0 else axis
     return v[0].reshape(int(np.prod(v[0].shape[:axis])), -1)
 
 
@@ -265,7 +281,8 @@ def _f32(a):
 
 OPS: dict[str, Callable] = {
     "Add": _binary(np.add), "Sub": _binary(np.subtract), "Mul": _binary(np.multiply),
-    "Div": lambda n, v: v[0] / v[1] if v[0].dtype.kind == "f" else v[0] // v[1],
+    "Div": lambda n, v: v[0] / v[1] if v[0].dtype.kind == "f" else
+    (np.sign(v[0]) * np.sign(v[1]) * (np.abs(v[0]) // np.abs(v[1]))).astype(v[0].dtype),   # truncates as C does
     "Pow": lambda n, v: np.power(v[0], v[1].astype(v[0].dtype)), "Sqrt": lambda n, v: np.sqrt(v[0]),
     "Relu": lambda n, v: np.maximum(v[0], np.float32(0)).astype(v[0].dtype),
     "Erf": lambda n, v: _erf(v[0].astype(np.float64)).astype(v[0].dtype),
@@ -273,7 +290,7 @@ OPS: dict[str, Callable] = {
                           if n.attrs.get("approximate", "none") == "tanh"
                           else 0.5 * v[0] * (1 + _erf(v[0].astype(np.float64) / math.sqrt(2)))).astype(v[0].dtype),
     "Tanh": lambda n, v: np.tanh(v[0]), "Sigmoid": lambda n, v: (1 / (1 + np.exp(-v[0]))).astype(v[0].dtype),
-    "Softmax": lambda n, v: _softmax(v[0], n.attrs.get("axis", -1)),
+    "Softmax": None,                                    # run_graph: depends on the opset
     "LayerNormalization": lambda n, v: _layer_norm(v[0], v[1], v[2] if len(v) > 2 else None,
                                                    n.attrs.get("axis", -1), n.attrs.get("epsilon", 1e-5)),
     "ReduceMean": _reduce_mean, "Reshape": _reshape,
@@ -295,7 +312,15 @@ def _check_gemm(n):
     return None
 
 
+def _check_auto_pad(n):
+    if n.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        return f"with auto_pad {n.attrs['auto_pad']} is not supported; allowed: NOTSET or VALID (explicit pads)"
+    return None
+
+
 def _check_conv(n):
+    if _check_auto_pad(n):
+        return _check_auto_pad(n)
     if n.attrs.get("group", 1) != 1:
         return f"with group={n.attrs['group']} is not supported; allowed: group=1"
     if len(n.attrs.get("kernel_shape", [0, 0])) != 2:
@@ -304,6 +329,8 @@ def _check_conv(n):
 
 
 def _check_pool(n):
+    if _check_auto_pad(n):
+        return _check_auto_pad(n)
     if n.attrs.get("ceil_mode", 0):
         return "with ceil_mode=1 is not supported; allowed: ceil_mode=0"
     if list(n.attrs.get("dilations", [1, 1])) != [1, 1] or len(n.attrs.get("kernel_shape", [])) != 2:
@@ -400,6 +427,8 @@ def run_graph(graph: Graph, feeds: dict, linear: Callable | None = None, keep: b
                 raise UnsupportedModel(f"node {n.name!r}: op {n.op} with a non-constant weight is not supported; "
                                        "allowed: weights as initializers")
             out = np.matmul(v[0], v[1])
+        elif n.op == "Softmax":
+            out = _softmax_op(n, v, graph.opset)
         else:
             out = (ML_OPS if n.domain == ML_DOMAIN else OPS)[n.op](n, v)
         for name, value in zip(n.outputs, out if isinstance(out, tuple) else (out,)):
