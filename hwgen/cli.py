@@ -272,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "golden backend, cycles per inference and simulation speed.")
     rn.add_argument("network", help="network name: digits-mlp (L-Mul engine), digits-mlp-int8 (sparse chain), "
                     "digits-cnn (sparse chain, conv via im2col), digits-snn (spiking cores), minilm-layer (MiniLM encoder layer "
-                    "on the sparse chain + attention array)")
+                    "on the sparse chain + attention array), or MODEL.onnx (an ONNX model with --numerics; see "
+                    "docs/import.md)")
     rn.add_argument("--config", help="engine config: preset or TOML (default: lmuldot-e4m3x16 / sparse-chain-8)")
     rn.add_argument("--backend", default="golden", choices=("golden", "rtl", "board"),
                     help="golden: numpy models; rtl: the accelerator top's Verilog simulated in bulk; board: the same "
