@@ -152,3 +152,16 @@ def test_config_file_errors(tmp_path):
     bad.write_text("default = \n")
     with pytest.raises(NumericsConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_example_configs_assign_the_documented_numerics():
+    from pathlib import Path
+    examples = Path(__file__).resolve().parents[2] / "docs" / "examples"
+    cnn = load_config(examples / "onnx_numerics_cnn.toml")
+    assert cnn.assign(["conv1", "conv2", "fc"]) == {"conv1": "int8", "conv2": "int8", "fc": "lmul-e4m3"}
+    names = [f"encoder.layer.{j}.{n}" for j in range(6) for n in (
+        "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+        "intermediate.dense", "output.dense")]
+    got = load_config(examples / "onnx_numerics_minilm.toml").assign(names)
+    assert got["encoder.layer.3.attention.self.key"] == got["encoder.layer.0.attention.output.dense"] == "lmul-e4m3"
+    assert got["encoder.layer.5.intermediate.dense"] == got["encoder.layer.5.output.dense"] == "int8"
