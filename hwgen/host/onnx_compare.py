@@ -175,10 +175,17 @@ def compare(model: str, numerics: list[str], dataset: str | None = None, limit: 
 
 
 def _engine_stats(m, prepared, ds, output, costs, backend, rtl_samples, cycle_samples) -> dict:
-    """Cycle-model costs of the engine layers on the first samples, and the RTL check when asked."""
+    """The engines used, cycle-model costs of the engine layers on the first samples, the RTL check if asked."""
     engine_layers = {k for k, (nm, _) in prepared.layers.items() if nm.engine}
-    if not engine_layers or not cycle_samples:
-        return {"engines": sorted({nm.engine for nm, _ in prepared.layers.values() if nm.engine})}
+    stats = {"engines": sorted({nm.engine for nm, _ in prepared.layers.values() if nm.engine})}
+    if engine_layers and cycle_samples:
+        stats.update(_cycle_model(m, prepared, ds, costs, engine_layers, cycle_samples))
+    if engine_layers and backend == "rtl":
+        stats.update(_rtl_check(m, prepared, ds, costs, engine_layers, rtl_samples))
+    return stats
+
+
+def _cycle_model(m, prepared, ds, costs, engine_layers, cycle_samples) -> dict:
     feeds_list, n = _first_samples(ds, cycle_samples)
     per_layer, busy = {}, {}
 
@@ -197,12 +204,9 @@ def _engine_stats(m, prepared, ds, output, costs, backend, rtl_samples, cycle_sa
     total = sum(r["cycles"] for r in per_layer.values())
     for r in per_layer.values():
         busy[r["engine"]] = busy.get(r["engine"], 0) + r["busy"]
-    stats = {"engines": sorted(busy), "cycle_samples": n, "cycles_per_inference": total / n,
-             "engine_occupancy": {e: b / total for e, b in busy.items()},
-             "layer_cycles_per_inference": {k: r["cycles"] / n for k, r in per_layer.items()}}
-    if backend == "rtl":
-        stats.update(_rtl_check(m, prepared, ds, costs, engine_layers, rtl_samples))
-    return stats
+    return {"cycle_samples": n, "cycles_per_inference": total / n,
+            "engine_occupancy": {e: b / total for e, b in busy.items()},
+            "layer_cycles_per_inference": {k: r["cycles"] / n for k, r in per_layer.items()}}
 
 
 def _first_samples(ds, n: int) -> tuple[list, int]:
