@@ -70,7 +70,8 @@ class EngineCosts:
         """{cycles, busy} of one layer call by the cycle model."""
         from sw_model.system.golden import program_cycles
         backend = self.backend(numeric.engine_config, "golden")
-        program, e = backend.program(numeric.engine_config, self.beats(numeric, layer, ops))
+        beats = self.beats(numeric, layer, ops)       # the payload does not change the cycles: zero words
+        program, e = backend.program(numeric.engine_config, {"last": beats["last"]}, payload=False)
         hdr = {f["name"]: f for f in program.sys["header"]}
         run_op, latency = program.sys["opcodes"]["RUN"], program.engine(e)["latency"]
         busy, k, words = 0, 0, program.words
