@@ -295,7 +295,7 @@ def write_compare(summary: dict, out: Path, plot: bool = True):
         a1.barh(names, [r[key] for r in rows])
         a1.set_xlabel(key.replace("_", " "))
         a1.set_xlim(min(r[key] for r in rows) * 0.98, 1.0)
-        a2.barh(names, [max(r["rel_err_mean"], 1e-9) for r in rows])
+        a2.barh(names, [r["rel_err_mean"] if r["rel_err_mean"] > 0 else np.nan for r in rows])   # ref: no bar
         a2.set_xscale("log")
         a2.set_xlabel("mean relative output error vs onnxruntime")
         a2.set_yticks([])
