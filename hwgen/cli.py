@@ -1,4 +1,4 @@
-"""The `hwgen` command line: generate, lint, test, report, formats, presets, run, build, sweep, demo, cache."""
+"""The `hwgen` command line: generate, lint, test, report, formats, presets, run, compare, build, sweep, demo, cache."""
 from __future__ import annotations
 
 import argparse
@@ -132,6 +132,8 @@ def cmd_sweep(args) -> int:
 def cmd_run(args) -> int:
     if args.network.endswith(".tflite"):
         return _run_tflite(args)
+    if args.network.endswith(".onnx"):
+        return cmd_run_onnx(args)
     from hwgen.host.run_network import run_network
     from hwgen.host.runs import print_summary
     if args.network == "minilm-layer":
@@ -154,6 +156,26 @@ def _run_tflite(args) -> int:
     print(f"wrote {Path(args.output) / ('run-' + summary['network'] + '-' + args.backend + '.json')}")
     bad = summary["mismatches"] or summary["litert_mismatches"]
     return 0 if not bad else 1
+def cmd_run_onnx(args) -> int:
+    from hwgen.host.onnx_compare import print_compare, run_onnx
+    if args.backend == "board" or args.rtl_layers or args.config:
+        return _fail("an .onnx model takes --numerics, --dataset, --backend golden|rtl, --rtl-samples, --limit "
+                     "(not --config, --rtl-layers or board)")
+    s = run_onnx(args.network, args.numerics or "float", args.dataset, args.limit, args.backend,
+                 args.rtl_samples or 1, args.sim, Path(args.output))
+    print_compare(s)
+    return 0 if not any(r.get("rtl_mismatches") for r in s["rows"]) else 1
+
+
+def cmd_compare(args) -> int:
+    from hwgen.host.onnx_compare import compare, print_compare
+    numerics = [n.strip() for n in args.numerics.split(",") if n.strip()]
+    s = compare(args.model, numerics, args.dataset, args.limit, args.backend, args.rtl_samples,
+                args.cycle_samples, args.sim, Path(args.output), plot=not args.no_plot)
+    print_compare(s)
+    print(f"wrote {Path(args.output) / ('compare-' + s['model'] + '.md')} (.json" +
+          (", .png)" if not args.no_plot else ")"))
+    return 0 if not any(r.get("rtl_mismatches") for r in s["rows"]) else 1
 
 
 def cmd_build(args) -> int:
@@ -265,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "golden backend, cycles per inference and simulation speed.")
     rn.add_argument("network", help="network name: digits-mlp (L-Mul engine), digits-mlp-int8 (sparse chain), "
                     "digits-cnn (sparse chain, conv via im2col), digits-snn (spiking cores), minilm-layer (MiniLM encoder layer "
-                    "on the sparse chain + attention array), or an int8 MODEL.tflite (docs/import.md)")
+                    "on the sparse chain + attention array), an int8 MODEL.tflite, or MODEL.onnx (a float ONNX "
+                    "model with --numerics); see docs/import.md")
     rn.add_argument("--config", help="engine config: preset or TOML (default: lmuldot-e4m3x16 / sparse-chain-8)")
     rn.add_argument("--backend", default="golden", choices=("golden", "rtl", "board"),
                     help="golden: numpy models; rtl: the accelerator top's Verilog simulated in bulk; board: the same "
@@ -285,7 +308,31 @@ def build_parser() -> argparse.ArgumentParser:
                     help="MODEL.tflite: also run the LiteRT interpreter (reference kernels) and count differences")
     rn.add_argument("--depthwise-group", type=int, metavar="N",
                     help="MODEL.tflite: input channels per depthwise GEMM (default: the whole layer in one GEMM)")
+    rn.add_argument("--numerics", help="MODEL.onnx only: a numeric for every layer or a TOML config (default: "
+                    "float; see docs/import.md)")
+    rn.add_argument("--dataset", help="MODEL.onnx only: digits, digits-images, sentences or an .npz file")
     rn.set_defaults(func=cmd_run)
+
+    cp = sub.add_parser("compare", help="an ONNX model on onnxruntime and on each numerics choice, side by side",
+                        description="Runs a data set through onnxruntime (float reference) and through the imported "
+                        "model with each numerics choice (golden models), and writes one table (markdown + JSON) "
+                        "and a plot: task accuracy, output error, cycles and engine occupancy on the system (cycle "
+                        "model); --backend rtl also runs the engine layers of the first samples on the simulated "
+                        "RTL and counts mismatches against the golden model. See docs/import.md.")
+    cp.add_argument("model", help="an .onnx file or a built-in model: digits-mlp, digits-cnn, minilm")
+    cp.add_argument("--numerics", required=True, help="comma-separated numerics (e.g. float,lmul-e4m3,fmul-e4m3,int8) "
+                    "or .toml configs")
+    cp.add_argument("--dataset", help="digits, digits-images, sentences or an .npz file (default: the model's own)")
+    cp.add_argument("--limit", type=int, help="only the first N samples")
+    cp.add_argument("--backend", default="golden", choices=("golden", "rtl"),
+                    help="rtl: engine layers of the first --rtl-samples samples also on the simulated system")
+    cp.add_argument("--rtl-samples", type=int, default=1, help="samples run on the RTL with --backend rtl (default: 1)")
+    cp.add_argument("--cycle-samples", type=int, default=16,
+                    help="samples costed by the system cycle model (default: 16; 0: none)")
+    cp.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="simulator for rtl")
+    cp.add_argument("--no-plot", action="store_true", help="no PNG")
+    cp.add_argument("-o", "--output", default="out/compare", help="output directory (default: out/compare)")
+    cp.set_defaults(func=cmd_compare)
 
     bd = sub.add_parser("build", help="a bitstream of a design behind the UART host bridge for a board",
                         description="Puts the design behind the UART bridge (docs/boards.md), builds it with the "

@@ -108,16 +108,17 @@ class SystemBackend:
         return decode_replies(program, [v for _, v in messages]), {"cycles": res["cycles"],
                                                                    "sim_seconds": res["sim_seconds"]}
 
-    def program(self, config, beats: dict, plan=None) -> tuple[Program, int]:
+    def program(self, config, beats: dict, plan=None, payload: bool = True) -> tuple[Program, int]:
         """The command program that runs input beats (field arrays; vectors end at `last`) through the engine of
         `config`, double-buffered: chunks of up to half a scratchpad alternate between the two halves, so the
         WRITE of chunk k+1 and the READ of chunk k-1 overlap the RUN of chunk k (a RUN waits for the previous
         one, which makes the READ after it safe). CLEAR first; WAIT, the last READ and COUNTERS at the end.
-        `plan`: (vector ends, outputs per vector) when the caller knows them (default: `vector_plan`)."""
+        `plan`: (vector ends, outputs per vector) when the caller knows them (default: `vector_plan`).
+        payload=False: zero payload words (the program's shape only, for the cycle model; `beats` needs `last`)."""
         e = self.engine_index(config)
         program = Program(self.manifest)
         half = program.depth // 2
-        words = pack_beats(program.engine(e)["in_fields"], beats)
+        words = pack_beats(program.engine(e)["in_fields"], beats) if payload else [0] * len(beats["last"])
         ends, outs = plan or vector_plan(config, beats)
         chunks, chunk_start, start, n_out = [], 0, 0, 0        # (first beat, end beat, output beats)
         for end, out in zip(ends + [None], outs + [0]):
