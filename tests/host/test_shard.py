@@ -100,3 +100,14 @@ def test_scheduler_refused_where_samples_do_not_run_in_batches():
         run_network("minilm-layer", scheduler="tcp://x:1")
     with pytest.raises(ValueError, match="--scheduler: got 3, allowed: a Dask scheduler address"):
         map_shards(abs, [(1,)], 3)
+
+
+def test_cli_run_with_scheduler(cluster, tmp_path, capsys):
+    import json
+
+    from hwgen.cli import main
+    assert main(["run", "digits-mlp-int8", "--limit", "20", "--scheduler", cluster.scheduler_address,
+                 "-o", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "run-digits-mlp-int8-golden.json").read_text())
+    assert record["samples"] == 20 and record["mismatches"] == 0
+    assert "accuracy" in capsys.readouterr().out
