@@ -139,7 +139,8 @@ def cmd_run(args) -> int:
     if args.network == "minilm-layer":
         from hwgen.host.run_minilm import print_summary
     summary = run_network(args.network, args.config, args.backend, args.rtl_layers, args.limit, args.sim,
-                          out=Path(args.output), system=args.system, rtl_samples=args.rtl_samples)
+                          out=Path(args.output), system=args.system, rtl_samples=args.rtl_samples,
+                          scheduler=args.scheduler)
     print_summary(summary)
     print(f"wrote {Path(args.output) / ('run-' + args.network + '-' + args.backend + '.json')}")
     return 0 if summary["mismatches"] == 0 else 1
@@ -311,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--numerics", help="MODEL.onnx only: a numeric for every layer or a TOML config (default: "
                     "float; see docs/import.md)")
     rn.add_argument("--dataset", help="MODEL.onnx only: digits, digits-images, sentences or an .npz file")
+    rn.add_argument("--scheduler", help="Dask distributed scheduler address (tcp://host:8786): shard the samples "
+                    "over its workers (digits-mlp, digits-mlp-int8, digits-cnn); same summary as one machine")
     rn.set_defaults(func=cmd_run)
 
     cp = sub.add_parser("compare", help="an ONNX model on onnxruntime and on each numerics choice, side by side",

@@ -28,10 +28,11 @@ DEFAULT_CONFIG = "sparse-chain-8"
 def run_digits_cnn(config_name: str | None = None, backend: str = "golden", rtl_layers: list[int] | None = None,
                    limit: int | None = None, sim: str = "verilator", batch: int = 16,
                    out: Path | None = None, rtl_samples: int | None = None,
-                   system: str = "system-default") -> dict:
+                   system: str = "system-default", scheduler=None) -> dict:
     """Run the test split (first `limit` images) in batches of `batch` images. `rtl_layers`: indices of engine
     steps to run on the RTL; None = every engine step when backend is "rtl", none otherwise. `rtl_samples`: only
-    the first that many images use the RTL (default all), the rest run on the golden backend."""
+    the first that many images use the RTL (default all), the rest run on the golden backend. `scheduler`: shard
+    the images over a Dask cluster (`hwgen.host.runs.run_batches`)."""
     if backend not in ("golden", "rtl", "board"):
         raise ValueError(f"--backend: got {backend!r}, allowed: golden, rtl, board")
     for flag, value in (("--limit", limit), ("--rtl-samples", rtl_samples)):
@@ -74,7 +75,7 @@ def run_digits_cnn(config_name: str | None = None, backend: str = "golden", rtl_
     def run(xb, on):
         return program.run(xb, backends if on else None)
     logits, mismatches, tally = run_batches("digits-cnn", backend, x_test, on_rtl, len(program.steps), n_rtl, batch,
-                                            run)
+                                            run, scheduler=scheduler)
     wall = time.time() - t0
     n = len(y_test)
     summary = {

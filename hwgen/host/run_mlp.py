@@ -36,7 +36,7 @@ def _digits_mlp(seed: int = 0):
 
 def run_digits_mlp(network: str, engine: str, config_name: str, backend: str, rtl_layers: str | None,
                    limit: int | None, sim: str, batch: int, out: Path | None, system: str,
-                   rtl_samples: int | None) -> dict:
+                   rtl_samples: int | None, scheduler=None) -> dict:
     """The MLP with every Linear layer on `engine` (`lmuldot` or `sparse_chain`); see `run_network`."""
     _, config = load_config(config_name)
     if config.unit != engine:
@@ -69,7 +69,8 @@ def run_digits_mlp(network: str, engine: str, config_name: str, backend: str, rt
 
     def run(xb, on):
         return execute(xb, [device if on and i in on_device else golden for i in range(len(compiled))])
-    logits, mismatches, tally = run_batches(network, backend, x_test, on_device, len(compiled), n_device, batch, run)
+    logits, mismatches, tally = run_batches(network, backend, x_test, on_device, len(compiled), n_device, batch, run,
+                                            scheduler=scheduler)
     wall = time.time() - t0
     accuracy = float(np.mean(logits.argmax(axis=1) == y_test))
     float_accuracy = float(np.mean(mlp.forward(x_test).argmax(axis=1) == y_test))

@@ -26,15 +26,19 @@ from sw_model.networks.digits_snn import load_digits
 NETWORKS = {"digits-mlp": ("lmuldot", "lmuldot-e4m3x16"), "digits-mlp-int8": ("sparse_chain", "sparse-chain-8"),
             "digits-snn": ("snn_core", None), "digits-cnn": ("sparse_chain", "sparse-chain-8"),
             "minilm-layer": ("sparse_chain+attention", None)}
+SHARDED = ("digits-mlp", "digits-mlp-int8", "digits-cnn")
 
 
 def run_network(network: str, config_name: str | None = None, backend: str = "golden",
                 rtl_layers: str | None = None, limit: int | None = None, sim: str = "verilator",
                 batch: int = 256, out: Path | None = None, system: str = "system-default",
-                rtl_samples: int | None = None) -> dict:
+                rtl_samples: int | None = None, scheduler=None) -> dict:
     """Run `network` on the test split. backend rtl|board: the chosen layers (default all) of the first
     `rtl_samples` samples (default all) run on the accelerator top `system` (simulated Verilog, or the same
-    behind the UART bridge); everything else, and a reference copy of everything, runs on the golden engines."""
+    behind the UART bridge); everything else, and a reference copy of everything, runs on the golden engines.
+    `scheduler`: a Dask distributed scheduler address; the samples are sharded over its workers
+    (`hwgen.host.runs.run_batches`) and the summary equals the one-machine run's (digits-mlp, digits-mlp-int8,
+    digits-cnn)."""
     if network not in NETWORKS:
         raise ValueError(f"network: got {network!r}, allowed: {', '.join(NETWORKS)}")
     if backend not in DEVICE_BACKENDS:
@@ -43,6 +47,9 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError(f"{flag}: got {value!r}, allowed: a positive number of test samples")
     engine, default_config = NETWORKS[network]
+    if scheduler is not None and network not in SHARDED:
+        raise ValueError(f"--scheduler: got {scheduler!r} for {network}, allowed: only for {', '.join(SHARDED)} "
+                         "(networks whose samples run in batches)")
     if network == "minilm-layer":
         if limit is not None or rtl_samples is not None or backend == "board":
             raise ValueError("minilm-layer: runs one sentence on the bare engines; allowed: --backend golden|rtl, "
@@ -51,14 +58,14 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
     if network == "digits-cnn":
         layers = None if rtl_layers is None else layer_indices(rtl_layers, 6)
         return run_digits_cnn(config_name, backend, layers, limit, sim, out=out, rtl_samples=rtl_samples,
-                              system=system)
+                              system=system, scheduler=scheduler)
     if engine == "snn_core":
         if system != "system-default" or rtl_samples is not None:
             raise ValueError("digits-snn: its system holds the two converted cores; allowed: --backend, "
                              "--rtl-layers, --limit (no --system or --rtl-samples)")
         return _run_snn(config_name, backend, rtl_layers, limit, sim, out)
     return run_digits_mlp(network, engine, config_name or default_config, backend, rtl_layers, limit, sim, batch,
-                          out, system, rtl_samples)
+                          out, system, rtl_samples, scheduler=scheduler)
 
 
 def _run_snn(config_name, backend, rtl_layers, limit, sim, out) -> dict:

@@ -27,6 +27,11 @@ class DeviceTally:
         self.busy += record["engine_busy"]
         self.beats += record["beats"]
 
+    def merge(self, other: "DeviceTally"):
+        """Add another tally (a shard's) into this one."""
+        for key in ("cycles", "model_cycles", "busy", "beats", "sim_seconds"):
+            setattr(self, key, getattr(self, key) + getattr(other, key))
+
     def fields(self, engine: str, samples: int) -> dict:
         return {"cycles_total": self.cycles, "cycles_model_total": self.model_cycles,
                 "cycles_per_inference": self.cycles / samples,
@@ -36,18 +41,24 @@ class DeviceTally:
                 "simulated_cycles_per_s": self.cycles / self.sim_seconds if self.sim_seconds else None}
 
 
-def run_batches(network: str, backend: str, x, device_layers: list[int], n_layers: int, n_device: int,
-                batch: int, run):
-    """The test split in batches, with a progress bar. The first `n_device` samples run with `device_layers` on
-    the device and again all-golden as the reference; the rest run all-golden. `run(xb, device: bool)` returns
-    (outputs, one record per layer with `acc` and the backend's stats). Returns (outputs, mismatches per layer,
-    DeviceTally of the device layers). A device failure names the network, backend and samples."""
+def batch_ranges(n: int, batch: int, n_device: int) -> list[tuple[int, int]]:
+    """The (start, end) sample ranges of a run: batches of `batch`, cut at `n_device` (device vs golden-only)."""
+    out, start = [], 0
+    while start < n:
+        end = min(start + batch, n, n_device if start < n_device else n)
+        out.append((start, end))
+        start = end
+    return out
+
+
+def run_ranges(network: str, backend: str, x, ranges, device_layers: list[int], n_layers: int, n_device: int,
+               run, on_batch=None, offset: int = 0):
+    """Run the sample `ranges` (each one batch; sample numbers of the whole run) of `x`, which holds the samples
+    from `offset` on; returns (outputs of each range, mismatches per layer, DeviceTally). The body of
+    `run_batches`, also what one shard of a distributed run executes."""
     outputs, mismatches, tally = [], [0] * n_layers, DeviceTally()
-    bar = progress(total=len(x), desc=network, unit="sample")
-    start = 0
-    while start < len(x):
-        end = min(start + batch, len(x), n_device if start < n_device else len(x))
-        xb = x[start:end]
+    for start, end in ranges:
+        xb = x[start - offset:end - offset]
         if device_layers and start < n_device:
             try:
                 got, records = run(xb, True)
@@ -61,8 +72,46 @@ def run_batches(network: str, backend: str, x, device_layers: list[int], n_layer
         else:
             got, _ = run(xb, False)
         outputs.append(got)
-        bar.update(end - start)
-        start = end
+        if on_batch:
+            on_batch(end - start)
+    return outputs, mismatches, tally
+
+
+def _shard(network, backend, x_part, offset, ranges, device_layers, n_layers, n_device, run):
+    """One shard on a worker: its samples arrive as `x_part` (starting at sample `offset`)."""
+    return run_ranges(network, backend, x_part, ranges, device_layers, n_layers, n_device, run, offset=offset)
+
+
+def run_batches(network: str, backend: str, x, device_layers: list[int], n_layers: int, n_device: int,
+                batch: int, run, scheduler=None, shards: int | None = None, retries: int = 2):
+    """The test split in batches, with a progress bar. The first `n_device` samples run with `device_layers` on
+    the device and again all-golden as the reference; the rest run all-golden. `run(xb, device: bool)` returns
+    (outputs, one record per layer with `acc` and the backend's stats). Returns (outputs, mismatches per layer,
+    DeviceTally of the device layers). A device failure names the network, backend and samples.
+
+    `scheduler`: a Dask distributed scheduler address: the batches are cut into `shards` contiguous shards
+    (default: 2 per worker) that run as tasks on the cluster (`hwgen.host.shard.map_shards`, each retried up to
+    `retries` times); the batches are the same as on one machine and the results merge in sample order, so
+    the outputs, mismatches and tally are those of the local run."""
+    ranges = batch_ranges(len(x), batch, n_device)
+    bar = progress(total=len(x), desc=network, unit="sample")
+    if scheduler is None:
+        outputs, mismatches, tally = run_ranges(network, backend, x, ranges, device_layers, n_layers, n_device,
+                                                run, bar.update)
+    else:
+        from hwgen.host.shard import map_shards, split, workers
+        if shards is not None and (not isinstance(shards, int) or shards < 1):
+            raise ValueError(f"shards: got {shards!r}, allowed: a positive number of shards")
+        parts = split(ranges, shards or 2 * workers(scheduler))
+        tasks = [(network, backend, x[p[0][0]:p[-1][1]], p[0][0], p, device_layers, n_layers, n_device, run)
+                 for p in parts]
+        done = map_shards(_shard, tasks, scheduler, retries,
+                          on_done=lambda k, _: bar.update(parts[k][-1][1] - parts[k][0][0]))
+        outputs, mismatches, tally = [], [0] * n_layers, DeviceTally()
+        for out, mis, part_tally in done:
+            outputs += out
+            mismatches = [a + b for a, b in zip(mismatches, mis)]
+            tally.merge(part_tally)
     bar.close()
     return np.concatenate(outputs), mismatches, tally
 

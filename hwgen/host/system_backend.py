@@ -25,6 +25,7 @@ from sw_model.host.network import dot_beats
 from sw_model.registry import PRESETS, load_config
 from sw_model.snn import golden as snn
 from sw_model.sparse.golden import pack_gemm, unpack_gemm
+from sw_model.sparse.group import pack_nm_gemm, unpack_gemm_grouped
 from sw_model.system.golden import (
     GoldenSystem,
     Program,
@@ -178,9 +179,23 @@ class SystemBackend:
 
     def gemm(self, config, w_q: np.ndarray, x_q: np.ndarray) -> tuple[np.ndarray, dict]:
         """(R, K) x (K, B) int8 -> (R, B) int32 accumulators on the system's sparse-chain engine (dense mode)."""
+        if config.groups > 1:                       # a grouped chain's output beat is G lanes: its own driver
+            return self.sparse_gemm(config, w_q, x_q, "dense")
         beats = pack_gemm(w_q, x_q, "dense", config.stages, config.x_width, weight_bits=config.weight_bits)
         out, stats = self.run_engine(config, beats)
         acc = np.asarray(unpack_gemm(out, w_q.shape[0], x_q.shape[1]), np.int64)
+        acc = np.where(acc >= 1 << (config.acc_bits - 1), acc - (1 << config.acc_bits), acc)
+        return acc, stats
+
+    def sparse_gemm(self, config, w_q, x_q, mode) -> tuple[np.ndarray, dict]:
+        """(R, K) N:M-sparse int8 weights (dense layout) x (K, B) int8 -> (R, B) int32 accumulators on the
+        system's sparse-chain engine in `mode` ("2:4", ...; grouped chains too): the beats written to the
+        scratchpad carry the compressed weights (N values + N indices per group of M), so a vector needs M/N x
+        fewer beats (ungrouped chain: a wider activation window) or covers M/N rows (grouped chain)."""
+        beats = pack_nm_gemm(w_q, x_q, mode, config)
+        out, stats = self.run_engine(config, beats)
+        y = out["y"].reshape(len(out["y"]), -1) if config.groups > 1 else out["y"]
+        acc = np.asarray(unpack_gemm_grouped({"y": y}, w_q.shape[0], np.shape(x_q)[1], mode, config), np.int64)
         acc = np.where(acc >= 1 << (config.acc_bits - 1), acc - (1 << config.acc_bits), acc)
         return acc, stats
 

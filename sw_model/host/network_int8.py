@@ -15,6 +15,7 @@ import numpy as np
 from sw_model.attention import golden as A
 from sw_model.numerics.requant import quantize_multiplier, requantize
 from sw_model.sparse.golden import chain_model, pack_gemm, unpack_gemm
+from sw_model.sparse.group import group_chain_model, pack_nm_gemm, unpack_gemm_grouped
 
 
 @dataclass
@@ -66,6 +67,14 @@ class Int8GoldenBackend:
         beats = pack_gemm(w_q, x_q, "dense", config.stages, config.x_width, weight_bits=config.weight_bits)
         outputs = chain_model(beats, config.stages, config.acc_bits)
         return unpack_gemm(outputs, w_q.shape[0], x_q.shape[1]).astype(np.int64), {"cycles": None}
+
+    def sparse_gemm(self, config, w_q, x_q, mode) -> tuple[np.ndarray, dict]:
+        """The same product with N:M-sparse `w_q` (dense layout) run in `mode`: compressed weights packed into
+        the beats of the (grouped or ungrouped) chain and its beat-level model `group_chain_model`."""
+        beats = pack_nm_gemm(w_q, x_q, mode, config)
+        outputs = group_chain_model(beats, config)
+        acc = unpack_gemm_grouped(outputs, w_q.shape[0], np.shape(x_q)[1], mode, config).astype(np.int64)
+        return acc, {"cycles": None}
 
 
 def run_int8(config, input_scale: float, layers: list[Int8Layer], x: np.ndarray, backends: list):

@@ -194,3 +194,18 @@ def unpack_gemm_grouped(outputs: dict, rows: int, cols: int, mode, cfg):
     pairs = -(-cols // 2)
     y = np.stack([grid("y"), grid("y2")], axis=1).reshape(2 * pairs, rows)
     return y[:cols].T
+
+
+def pack_nm_gemm(w, x, mode, cfg) -> dict:
+    """Beats of Y = W X for an N:M-sparse weight matrix kept in its dense layout (`w` (rows, K), at most N
+    nonzeros per group of M along K, K zero-padded to a multiple of M), in `mode` on chain `cfg` (grouped or
+    not): the weights travel compressed (N values + N indices per group). Read back with `unpack_gemm_grouped`."""
+    n, m = MODE_NM[mode_of(mode)]
+    w, x = np.atleast_2d(np.asarray(w, np.int64)), np.asarray(x, np.int64)
+    pad = -w.shape[1] % m
+    w = np.pad(w, ((0, 0), (0, pad)))
+    x = np.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1))
+    if mode_of(mode) == SparseMode.DENSE:
+        return pack_gemm_grouped(w, x, mode, cfg)
+    values, indices = sp.compress(w, n, m)
+    return pack_gemm_grouped(values, x, mode, cfg, indices=indices)

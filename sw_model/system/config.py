@@ -79,4 +79,7 @@ PRESETS_SYSTEM = {
     "system-wide": SystemConfig(host_width=512),      # a beat is one host word: engines busier, cycles dearer
     "system-lmul": SystemConfig(engines=("lmuldot-e4m3x16",), host_width=128, spad_depth=1024),
     "system-int8": SystemConfig(engines=("sparse-chain-8",), host_width=128, spad_depth=1024),
+    # N:M networks: the grouped chain computes M/N rows per beat at the dense activation width, so a beat stays
+    # one 256-bit host word and the outputs of 2 rows share one reply word (docs/results/sparse_network.md)
+    "system-sparse": SystemConfig(engines=("sparse-chain-8-g2",)),
 }

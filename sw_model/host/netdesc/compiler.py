@@ -28,9 +28,12 @@ from sw_model.host.netdesc.layers import (
     _scale,
     im2col,
 )
+from sw_model.host.netdesc.prune import nm_of, nm_violation
 from sw_model.host.netdesc.spiking import Spiking, SpikingGoldenBackend
 from sw_model.host.network_int8 import Int8GoldenBackend, MiniLMGoldenBackend
 from sw_model.numerics.requant import multiply_by_quantized_multiplier, quantize_multiplier, requantize
+from sw_model.sparse.golden import mode_of
+from sw_model.sparse.group import group_window
 
 
 def _check_config(config):
@@ -40,14 +43,43 @@ def _check_config(config):
     if config.weight_bits != 8:
         raise NetworkError(f"config: weight_bits: got {config.weight_bits}, allowed: 8 (int8 weights)")
     if config.packed:
-        raise NetworkError("config: packed: got True, allowed: false (the int8 program runs the chain in dense mode)")
+        raise NetworkError("config: packed: got True, allowed: false (the int8 program runs the chain with one "
+                           "activation column per vector)")
 
 
-def compile_int8(net: Network, calibration, config, max_beats: int = 1 << 16, attention=None) -> "Program":
+def _sparsity_plan(net: Network, sparsity, config) -> dict:
+    """{layer index: N:M mode} from the layers' own `sparsity` marks, overridden by the `sparsity` argument
+    (a mode for every Linear / Conv2d layer, or {layer index: mode or None}); modes the chain must offer."""
+    gemm = [i for i, layer in enumerate(net.layers) if isinstance(layer, (Linear, Conv2d))]
+    plan = {i: net.layers[i].sparsity for i in gemm if getattr(net.layers[i], "sparsity", None)}
+    if isinstance(sparsity, dict):
+        for i, mode in sparsity.items():
+            if i not in gemm:
+                raise NetworkError(f"sparsity: layer {i!r} is not a Linear or Conv2d layer, allowed: {gemm}")
+            plan[i] = mode
+    elif sparsity is not None:
+        plan = {i: sparsity for i in gemm}
+    plan = {i: mode for i, mode in plan.items() if mode not in (None, "dense")}
+    offered = {md.value for md in config.modes}
+    for i, mode in plan.items():
+        nm_of(mode)
+        if mode_of(mode).value not in offered:
+            raise NetworkError(f"layer {i} ({type(net.layers[i]).__name__}): sparsity: got {mode!r}, allowed: the "
+                               f"modes this chain offers ({', '.join(m.name for m in config.modes)})")
+    return plan
+
+
+def compile_int8(net: Network, calibration, config, max_beats: int = 1 << 16, attention=None,
+                 sparsity=None) -> "Program":
     """Quantize `net` (activation scales from the float forward of `calibration`) for a sparse_chain `config`.
     `max_beats`: the largest engine job; GEMMs are split by columns so one call never streams more beats.
-    `attention`: the attention array's config (`AttentionConfig`), needed when the network has Attention layers."""
+    `attention`: the attention array's config (`AttentionConfig`), needed when the network has Attention layers.
+    `sparsity`: None (each Linear / Conv2d layer's own `sparsity` mark), a mode for all of them ("2:4", ...), or
+    {layer index: mode or None}. A sparse layer's int8 weights must be N:M sparse along K (zero-padded to a
+    multiple of M; prune first with `sw_model.host.netdesc.prune.prune_network`); it runs in that mode of the
+    chain with compressed weights (values + indices) in its beats."""
     _check_config(config)
+    plan = _sparsity_plan(net, sparsity, config)
     for i, layer in enumerate(net.layers):
         if not isinstance(layer, BUILTIN + (Attention, Spiking)):
             raise NetworkError(f"layer {i} ({type(layer).__name__}): no engine and no host fallback of the int8 "
@@ -93,14 +125,27 @@ def compile_int8(net: Network, calibration, config, max_beats: int = 1 << 16, at
             st.multiplier = np.array([m for m, _ in ms], np.int64)
             st.shift = np.array([s for _, s in ms], np.int64)
             st.engine = "sparse_chain"
-            beats = -(-k // config.stages)
+            mode = plan.get(i, "dense")
+            if mode != "dense":
+                bad = nm_violation(st.w_q, mode)
+                if bad:
+                    raise NetworkError(f"{name}: sparsity {mode}: the int8 weights are not {mode} sparse: {bad} "
+                                       "(prune first: sw_model.host.netdesc.prune.prune_network)")
+                st.extra["sparsity"] = mode
+            rows_per_vector = config.rows(mode)
+            n, m = nm_of(mode) if mode != "dense" else (1, 1)
+            beats = -(-(-(-k // m) * n) // (group_window(mode, config.stages, config.groups) // m * n))
+            st.extra["beats_per_vector"] = beats
+            st.extra["rows_per_vector"] = rows_per_vector
             tokens = int(np.prod(out_shape[:-1])) if isinstance(layer, Linear) else 1
-            st.why = (f"GEMM ({r} x {k}) on the sparse chain, dense mode, {beats} beat(s) per dot"
+            st.why = (f"GEMM ({r} x {k}) on the sparse chain, {mode} mode"
+                      + (f" (compressed weights: {n} values + {n} indices per {m} along K, {rows_per_vector} "
+                         f"row(s) per vector)" if mode != "dense" else "") + f", {beats} beat(s) per dot"
                       + (f", one column per token ({tokens})" if isinstance(layer, Linear) and len(out_shape) == 2
                          else "")
                       + ("; im2col on the host" if isinstance(layer, Conv2d) else "")
                       + "; int32 bias + requantization on the host" + ("; ReLU fused into the clamp" if fuse else ""))
-            st.extra["cols_per_call"] = max(1, max_beats // (r * beats))
+            st.extra["cols_per_call"] = max(1, max_beats // (-(-r // rows_per_vector) * beats))
             st.extra["cols_per_sample"] = int(np.prod(out_shape[1:])) if isinstance(layer, Conv2d) else tokens
         elif isinstance(layer, Add):
             s_src = scales[layer.source]
@@ -130,6 +175,11 @@ def compile_int8(net: Network, calibration, config, max_beats: int = 1 << 16, at
 
 
 ENGINE_METHODS = {"sparse_chain": "gemm", "attention": "attention", "snn_core": "spiking"}
+SPARSE_METHOD = "sparse_gemm"          # a sparse-chain step with an N:M mode needs sparse_gemm(config, w_q, x_q, mode)
+
+
+def _method(st) -> str:
+    return SPARSE_METHOD if st.extra.get("sparsity") else ENGINE_METHODS[st.engine]
 
 
 class Program:
@@ -148,13 +198,17 @@ class Program:
         return self.steps[-1].out_scale
 
     def engine_beats(self, images: int = 1) -> int:
-        """Cycle model of the sparse-chain steps at one beat per cycle (fill/drain excluded): per GEMM, rows x
-        columns x ceil(K / stages) beats; a conv has H' x W' columns per image, a linear layer or an attention
-        projection one per token (one for a flat input). Attention-array and spiking-core steps not included."""
+        """Cycle model of the sparse-chain steps at one beat per cycle (fill/drain excluded): per GEMM, vectors x
+        columns x beats per vector; a vector covers one row dense, R rows in an N:M mode of a grouped chain, and
+        ceil(K / window) beats (the window of the mode: dense = stages); a conv has H' x W' columns per image, a
+        linear layer or an attention projection one per token (one for a flat input). Attention-array and
+        spiking-core steps not included."""
         total = 0
         for s in self.steps:
             if s.engine == "sparse_chain":
-                total += s.w_q.shape[0] * s.extra["cols_per_sample"] * -(-s.w_q.shape[1] // self.config.stages)
+                beats = s.extra.get("beats_per_vector", -(-s.w_q.shape[1] // self.config.stages))
+                vectors = -(-s.w_q.shape[0] // s.extra.get("rows_per_vector", 1))
+                total += vectors * s.extra["cols_per_sample"] * beats
         return total * images
 
     def report(self) -> list[dict]:
@@ -182,7 +236,7 @@ class Program:
                     f"step {k} does not exist"
                 raise NetworkError(f"backends: {what}, allowed: engine steps {self.engine_steps}")
             st = self.steps[k]
-            method = ENGINE_METHODS[st.engine]
+            method = _method(st)
             if not callable(getattr(b, method, None)):
                 raise NetworkError(f"backends: step {k} ({st.op}) runs on the {st.engine} engine: got a "
                                    f"{type(b).__name__} without {method}(), allowed: a backend with {method}()")
@@ -212,9 +266,11 @@ class Program:
         """(R, K) W_q x (K, columns) int8 on `backend`, split into calls of at most `cols_per_call` columns;
         returns the int64 products (no bias) and the summed stats (cycles, beats, sim_seconds)."""
         step = st.extra["cols_per_call"]
+        mode = st.extra.get("sparsity")
         accs, stats = [], {"cycles": None, "beats": 0, "sim_seconds": 0.0}
         for c in range(0, cols.shape[1], step):
-            acc, s = backend.gemm(self.config, st.w_q, cols[:, c:c + step])
+            acc, s = (backend.sparse_gemm(self.config, st.w_q, cols[:, c:c + step], mode) if mode else
+                      backend.gemm(self.config, st.w_q, cols[:, c:c + step]))
             accs.append(np.asarray(acc, np.int64))
             for key, value in s.items():               # sum the backend's counts over the calls (None: none)
                 if value is not None and np.ndim(value) == 0:
@@ -268,8 +324,12 @@ class Program:
 class MatmulChainBackend:
     """The dense-mode chain result in one numpy matmul: the exact int8 x int8 sums taken modulo 2^acc_bits
     (two's complement), which is what `chain_model` accumulates beat by beat. Checked against
-    `Int8GoldenBackend` in tests/host/test_netdesc.py; for fast full-data-set accuracy runs."""
+    `Int8GoldenBackend` in tests/host/test_netdesc.py; for fast full-data-set accuracy runs. `sparse_gemm`: the
+    same matmul of the N:M-sparse weights (the chain skips only zeros, so the sums are the same)."""
     name = "golden-matmul"
+
+    def sparse_gemm(self, config, w_q, x_q, mode):
+        return self.gemm(config, w_q, x_q)
 
     def gemm(self, config, w_q, x_q):
         acc = np.asarray(w_q, np.int64) @ np.asarray(x_q, np.int64)

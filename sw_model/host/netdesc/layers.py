@@ -55,10 +55,27 @@ def _check_acc(name, k, config):
                            f"{need} (allowed: >= {need})")
 
 
-class Linear(Layer):
-    """y = W x + b; weight (out_features, in_features); on a (tokens, features) input it applies per token."""
+def _check_sparsity(layer, sparsity):
+    """None / "dense" (the chain's dense mode) or an N:M mode of the sparse chain ("2:4", "1:4", "2:8", "4:8")."""
+    if sparsity in (None, "dense"):
+        return None
+    if sparsity not in SPARSITY_MODES:
+        raise NetworkError(f"layer ({layer}): sparsity: got {sparsity!r}, allowed: None, 'dense', "
+                           f"{', '.join(repr(m) for m in SPARSITY_MODES)}")
+    return sparsity
 
-    def __init__(self, weight, bias=None):
+
+SPARSITY_MODES = ("2:4", "1:4", "2:8", "4:8")
+
+
+class Linear(Layer):
+    """y = W x + b; weight (out_features, in_features); on a (tokens, features) input it applies per token.
+    `sparsity`: None (dense) or an N:M mode ("2:4", ...): the int8 compiler then runs the layer in that mode of the
+    chain with compressed weights; the weights must already be N:M sparse along in_features
+    (`sw_model.host.netdesc.prune.prune_network`)."""
+
+    def __init__(self, weight, bias=None, sparsity=None):
+        self.sparsity = _check_sparsity("Linear", sparsity)
         self.weight = _array(weight, 2, "weight", None, "Linear")
         self.bias = np.zeros(len(self.weight)) if bias is None else _array(bias, 1, "bias", None, "Linear")
         if self.bias.shape != (self.weight.shape[0],):
@@ -79,9 +96,11 @@ class Linear(Layer):
 
 
 class Conv2d(Layer):
-    """2-D cross-correlation; weight (out_channels, in_channels, kh, kw), zero padding, one stride for both axes."""
+    """2-D cross-correlation; weight (out_channels, in_channels, kh, kw), zero padding, one stride for both axes.
+    `sparsity`: as for Linear; the N:M groups run along the flattened (in_channels, kh, kw) axis, the GEMM's K."""
 
-    def __init__(self, weight, bias=None, stride: int = 1, padding: int = 0):
+    def __init__(self, weight, bias=None, stride: int = 1, padding: int = 0, sparsity=None):
+        self.sparsity = _check_sparsity("Conv2d", sparsity)
         self.weight = _array(weight, 4, "weight", None, "Conv2d")
         self.bias = np.zeros(len(self.weight)) if bias is None else _array(bias, 1, "bias", None, "Conv2d")
         if self.bias.shape != (self.weight.shape[0],):
