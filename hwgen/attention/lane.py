@@ -15,10 +15,10 @@ LaneControl = data.StructLayout({
     "first": 1,        # with g1: the first key tile of a query tile (RM takes LM as is)
     "was_first": 1,    # with g2: the tile was the first one (PRM = 0: nothing to rescale)
     "g1": 1,           # G1: RM <= max(RM, LM)
-    "g2": 1,           # G2: PRM <= exp2(-(RM - RM_old))
-    "rd_step": 1,      # first PV cycle: SLD and the RD correction product into registers
+    "g2": 1,           # last cycle of G2: PRM <= exp2(-(RM - RM_old))
+    "rd_step": 1,      # sum_pipe cycles after the first PV cycle: SLD and the RD correction product into registers
     "rd_step2": 1,     # the cycle after: RD <= SLD + (RD x PRM) >> W
-    "lane_step": 1,    # one RNV element rescaled and rotated (head_dim cycles, two behind PV)
+    "lane_step": 1,    # one RNV element rescaled and rotated (head_dim cycles, lane_delay behind PV)
     "lane_tail": 1,    # the extra (bubble) rotation of the pipelined ring after the lane steps
     "norm_next": 1,    # NORM now or in the next cycle: the multiplier's operand register takes r, not PRM
     "norm_step": 1,    # NORM: one RNV element normalised and rotated (head_dim + 1 cycles)
@@ -42,7 +42,7 @@ class Lane(wiring.Component):
     rotating register (the head RNV[0] is updated and moves to the tail through the product register P, so
     after F + 1 rotations the order is restored), the reciprocal r. Per key tile, driven by `ctl`:
     G1          RM <= first ? LM : max(RM, LM)                       (`lm` sampled)
-    G2          PRM <= was_first ? 0 : exp2(-(RM - RM_old))
+    G2          PRM <= was_first ? 0 : exp2(-(RM - RM_old))  (last cycle of G2; exp_pipe registers before)
     rd_step     (`sld` sampled); rd_step2: RD <= SLD + (RD * PRM) >> W
     lane_step   RNV <= SLNV + (RNV * PRM) >> W, one element per cycle (`slnv` sampled, element f at the f-th
                 lane_step), then one lane_tail rotation
@@ -80,8 +80,11 @@ class Lane(wiring.Component):
         # G1: new running max (the first tile of a query tile takes the local max as is)
         with m.If(ctl.g1):
             m.d.sync += [rm_old.eq(self.rm), self.rm.eq(Mux(ctl.first, self.lm, maximum(self.rm, self.lm)))]
-        m.submodules.prm_exp = prm_exp = Exp2Neg(cfg, cfg.logit_width + 1)
-        m.d.comb += prm_exp.x.eq(self.rm - rm_old)
+        # the same exp_pipe registers as the PEs' exponentials (G2 lasts 1 + exp_pipe cycles)
+        m.submodules.prm_exp = prm_exp = Exp2Neg(cfg, cfg.logit_width + 1, registered=cfg.exp_pipe >= 2)
+        growth = Signal(cfg.logit_width + 1)
+        m.d["sync" if cfg.exp_pipe >= 1 else "comb"] += growth.eq(self.rm - rm_old)
+        m.d.comb += prm_exp.x.eq(growth)
         with m.If(ctl.g2):
             m.d.sync += self.prm.eq(Mux(ctl.was_first, 0, prm_exp.y))
         # Pipelined: the multiplier output is registered (P), so the RD update takes two cycles (rd_step:
