@@ -16,8 +16,8 @@ Per key tile (M0 keys, the last one may be partial): S phase (head_dim cycles, s
 G1 (column max -> running max, 1 + max_pipe cycles: the column max trees have max_pipe register slices),
 G2 (exponentials -> PE prob registers, corrections, 1 + exp_pipe cycles), PV phase (head_dim cycles, prob x V
 registered, summed down each column by a tree with sum_pipe register slices, registered, into the lanes, which
-rotate head_dim + 1 times lane_delay = 2 + sum_pipe cycles behind; the probability sums reach the lanes
-sum_pipe cycles after the first PV cycle). `mult` = "lmul" / "lmul-products": the multipliers are
+rotate head_dim + 1 + lane_pipe times lane_delay = 2 + sum_pipe cycles behind; the lanes take the probability
+sums and start RD x PRM rd_delay = sum_pipe + lane_pipe cycles after the first PV cycle). `mult` = "lmul" / "lmul-products": the multipliers are
 fixed-point L-Muls (hwgen/attention/lmul.py), same timing. A new tile starts in the cycle
 after the previous PV phase when its K/V rows are in the fill buffer. Cycle model: `sw_model.attention.timing`.
 """
@@ -73,8 +73,9 @@ class AttentionArray(wiring.Component):
         return {"latency": None, "ii": None, "pe_2d": cfg.m0 * cfg.p0, "lanes_1d": cfg.p0,
                 "cycle_model": "sw_model.attention.timing.cycle_model",
                 "tile_cycles": cfg.tile_cycles, "recip_cycles": cfg.recip_bits,
-                "lane_delay": cfg.lane_delay, "norm_cycles": cfg.head_dim + 1, "mult": cfg.mult,
-                "max_pipe": cfg.max_pipe, "exp_pipe": cfg.exp_pipe, "sum_pipe": cfg.sum_pipe}
+                "lane_delay": cfg.lane_delay, "norm_cycles": cfg.norm_cycles, "rd_delay": cfg.rd_delay,
+                "mult": cfg.mult, "max_pipe": cfg.max_pipe, "exp_pipe": cfg.exp_pipe, "sum_pipe": cfg.sum_pipe,
+                "lane_pipe": cfg.lane_pipe}
 
     def elaborate(self, platform):
         m = Module()
@@ -83,7 +84,7 @@ class AttentionArray(wiring.Component):
 
         mode = Signal(Mode)
         phase = Signal(Phase)
-        c = Signal(range(max(d, cfg.max_pipe, cfg.exp_pipe) + 1))   # phase / normalisation counter
+        c = Signal(range(max(cfg.norm_cycles, cfg.max_pipe, cfg.exp_pipe) + 1))   # phase / normalisation counter
         n_q = Signal(range(P0 + 1))
         oq = Signal(range(P0 + 1))
         first = Signal(init=1)
@@ -111,24 +112,28 @@ class AttentionArray(wiring.Component):
         m.d.comb += [lane_ctl.first.eq(first), lane_ctl.was_first.eq(was_first),
                      lane_ctl.g1.eq(g1_now), lane_ctl.g2.eq(g2_now), lane_ctl.norm_step.eq(mode == Mode.NORM)]
         # the lanes trail the PV phase by lane_delay cycles (registered PE products, the sum_pipe slices of the
-        # column trees, registered column sums) and rotate once more after it (lane_tail: the bubble of the
-        # pipelined lane multiplier); the probability sums (rd_step) and the reciprocal's start (recip_go) wait
-        # for the sum_pipe slices of the SLD trees
+        # column trees, registered column sums) and rotate 1 + lane_pipe more times after it (lane_tail: the
+        # bubbles of the pipelined lane multiplier); the probability sums (rd_step) and the reciprocal's start
+        # (recip_go) wait for the sum_pipe slices of the SLD trees and the lane_pipe slices of RD x PRM
         pv_d = [pv_phase]
         for k in range(1, cfg.lane_delay + 1):
             pv_d.append(Signal(name=f"pv_d{k}"))
             m.d.sync += pv_d[k].eq(pv_d[k - 1])
-        lane_step, lane_tail, rd_step2 = pv_d[-1], Signal(), Signal()
+        lane_step, rd_step2 = pv_d[-1], Signal()
+        tail_d = [lane_step]                               # lane_step delayed by 1 .. 1 + lane_pipe cycles
+        for k in range(1, cfg.lane_pipe + 2):
+            tail_d.append(Signal(name=f"tail_d{k}"))
+            m.d.sync += tail_d[k].eq(tail_d[k - 1])
         rd_d, last_d = [pv_phase & (c == 0)], [pv_phase & (c == 0) & tile_last]
-        for k in range(1, cfg.sum_pipe + 1):
+        for k in range(1, cfg.rd_delay + 1):
             rd_d.append(Signal(name=f"rd_d{k}"))
             last_d.append(Signal(name=f"last_d{k}"))
             m.d.sync += [rd_d[k].eq(rd_d[k - 1]), last_d[k].eq(last_d[k - 1])]
-        m.d.sync += [lane_tail.eq(lane_step), rd_step2.eq(rd_d[-1])]
-        m.d.comb += [lane_ctl.lane_step.eq(lane_step), lane_ctl.lane_tail.eq(lane_tail),
+        m.d.sync += rd_step2.eq(rd_d[-1])
+        m.d.comb += [lane_ctl.lane_step.eq(lane_step), lane_ctl.lane_tail.eq(Cat(*tail_d[1:]).any()),
                      lane_ctl.rd_step.eq(rd_d[-1]), lane_ctl.rd_step2.eq(rd_step2)]
         lanes_busy = Signal()                              # a lane rotation is due in the next cycle or later
-        m.d.comb += lanes_busy.eq(Cat(*pv_d[1:]).any())
+        m.d.comb += lanes_busy.eq(Cat(*pv_d[1:], *tail_d[1:-1]).any())
 
         # ---- input side: Q rows and the K/V fill buffer ----
         payload = self.i.payload
@@ -208,9 +213,9 @@ class AttentionArray(wiring.Component):
                 m.d.sync += [recip_busy.eq(0), recip_done.eq(1)]
         with m.If(norm_enter):
             m.d.sync += [mode.eq(Mode.NORM), c.eq(0), recip_done.eq(0)]
-        with m.If(mode == Mode.NORM):                     # d + 1 rotations of the pipelined ring
+        with m.If(mode == Mode.NORM):                     # norm_cycles rotations of the pipelined ring
             m.d.sync += c.eq(c + 1)
-            with m.If(c == d):
+            with m.If(c == cfg.norm_cycles - 1):
                 m.d.sync += [mode.eq(Mode.OUT), c.eq(0)]
         done = Signal()
         m.d.comb += self.o.valid.eq((mode == Mode.OUT) & (oq < n_q))

@@ -5,10 +5,10 @@ when the input offers a beat every cycle and the output is always ready. Per key
 rows move from the fill buffer to the compute buffer) in the first cycle in which the fill buffer is full and
 the array is idle or in the last PV cycle of the previous tile; then S (E cycles), G1 (1 + max_pipe), G2
 (1 + exp_pipe), PV (F cycles): `cfg.tile_cycles`. While the fill buffer is full the input is not ready. The
-lanes trail PV by `cfg.lane_delay` = 2 + sum_pipe cycles and rotate F + 1 times. The reciprocal (recip_bits
-cycles) starts sum_pipe + 1 cycles after the first PV cycle of the last tile (when RD is final); normalisation
-(F + 1 cycles) follows once it is done and the lanes are idle, then one output row per cycle; the next query
-tile's first beat is taken in the cycle after the last output.
+lanes trail PV by `cfg.lane_delay` = 2 + sum_pipe cycles and rotate `cfg.norm_cycles` = F + 1 + lane_pipe
+times. The reciprocal (recip_bits cycles) starts `cfg.rd_delay` + 1 cycles after the first PV cycle of the last
+tile (when RD is final); normalisation (norm_cycles rotations) follows once it is done and the lanes are idle,
+then one output row per cycle; the next query tile's first beat is taken in the cycle after the last output.
 """
 from __future__ import annotations
 
@@ -32,15 +32,15 @@ def cycle_model(cfg: AttentionConfig, tiles: list[tuple[int, int]]) -> dict:
             full = cycle + rows                        # fill_full visible
             start = max(full, free)                    # the swap cycle
             end = start + tile_cycles                  # last PV cycle
-            recip_start, drain, free = end - d + 2 + cfg.sum_pipe, end, end
+            recip_start, drain, free = end - d + 2 + cfg.rd_delay, end, end
             busy += 2 * d
             cycle = start + 1                          # input ready again
-        # the reciprocal starts sum_pipe + 1 cycles after the first PV cycle of the last tile (RD is final
+        # the reciprocal starts rd_delay + 1 cycles after the first PV cycle of the last tile (RD is final
         # then) and takes recip_bits cycles; normalisation starts once it is done and the lanes rotated for the
-        # last time (lane_delay cycles behind PV, plus the bubble rotation); it takes d + 1 rotations of the
-        # pipelined ring
-        norm = max(drain + cfg.lane_delay + 1, recip_start + cfg.recip_bits + 1) + 1
-        first_out = norm + d + 1
+        # last time (lane_delay cycles behind PV, plus 1 + lane_pipe bubble rotations); it takes norm_cycles
+        # rotations of the pipelined ring
+        norm = max(drain + cfg.lane_delay + 1 + cfg.lane_pipe, recip_start + cfg.recip_bits + 1) + 1
+        first_out = norm + cfg.norm_cycles
         outs += list(range(first_out, first_out + n_q))
         cycle = first_out + n_q if n_q else first_out
     return {"in_cycles": ins, "out_cycles": outs, "busy": busy}

@@ -29,10 +29,12 @@ LMUL_SATURATING = AttentionConfig(**{**ODD.__dict__, "max_keys_log2": 1, "mult":
 # the pipelining fields: none at all, and the exponential's longest pipeline with sum_pipe past head_dim (the
 # configs above have the defaults)
 SMALL_P0 = AttentionConfig(**{**SMALL.__dict__, "max_pipe": 0, "exp_pipe": 0, "sum_pipe": 0})
-ODD_P2 = AttentionConfig(**{**ODD.__dict__, "max_pipe": 2, "exp_pipe": 2, "sum_pipe": 6})
-CONFIGS = [SMALL, ODD, D1, LMUL, LMUL_PRODUCTS, LMUL_SATURATING, SMALL_P0, ODD_P2]
+SMALL_P0 = AttentionConfig(**{**SMALL_P0.__dict__, "lane_pipe": 0})
+ODD_P2 = AttentionConfig(**{**ODD.__dict__, "max_pipe": 2, "exp_pipe": 2, "sum_pipe": 6, "lane_pipe": 3})
+LMUL_P2 = AttentionConfig(**{**LMUL.__dict__, "lane_pipe": 2})
+CONFIGS = [SMALL, ODD, D1, LMUL, LMUL_PRODUCTS, LMUL_SATURATING, SMALL_P0, ODD_P2, LMUL_P2]
 IDS = ["small-d3", "odd-d5-m3", "d1-m1", "lmul-d5", "lmul-products-d3", "lmul-saturating", "small-pipe0",
-       "odd-pipe226"]
+       "odd-pipe2263", "lmul-lanepipe2"]
 
 
 def simulate(dut, bench, clocked=True):
@@ -173,11 +175,11 @@ def lane_reference(cfg, tiles):
 def lane_schedule(cfg, tiles, gaps):
     """The array's strobes for one query tile, cycle by cycle (hwgen.attention.array): per key tile, `gap` idle
     cycles, S (head_dim), G1 (1 + max_pipe, g1 in the last), G2 (1 + exp_pipe, g2 in the last), PV (head_dim);
-    rd_step sum_pipe cycles after the first PV cycle, lane steps lane_delay cycles behind PV, then the bubble
-    rotation; the reciprocal from sum_pipe + 1 cycles after the first PV cycle of the last tile; NORM (head_dim +
-    1) once it is done and the lanes are idle; then one `clear`. Returns (per-cycle control dicts, per-cycle
-    inputs, per-cycle checks)."""
-    d, s, lag = cfg.head_dim, cfg.sum_pipe, cfg.lane_delay
+    rd_step rd_delay cycles after the first PV cycle, lane steps lane_delay cycles behind PV, then 1 + lane_pipe
+    bubble rotations; the reciprocal from rd_delay + 1 cycles after the first PV cycle of the last tile; NORM
+    (norm_cycles) once it is done and the lanes are idle; then one `clear`. Returns (per-cycle control dicts,
+    per-cycle inputs, per-cycle checks)."""
+    d, s, lag, lp = cfg.head_dim, cfg.rd_delay, cfg.lane_delay, cfg.lane_pipe
     events, inputs, checks = {}, {}, {}
 
     def at(cycle, **fields):
@@ -197,27 +199,29 @@ def lane_schedule(cfg, tiles, gaps):
         for f in range(d):
             at(pv0 + lag + f, lane_step=1)
             inputs.setdefault(pv0 + lag + f, {})["slnv"] = slnv[f]
-        at(pv0 + lag + d, lane_tail=1)
+        for t in range(1 + lp):
+            at(pv0 + lag + d + t, lane_tail=1)
         inputs.setdefault(g1, {})["lm"] = lm
         for c in range(pv0 + s, pv0 + s + d):             # the column's probability sum, stable through PV
             inputs.setdefault(c, {})["sld"] = sld
-        for cycle, what in ((g1, "rm"), (g2, "prm"), (pv0 + s + 1, "rd"), (pv0 + lag + d, "rnv")):
+        for cycle, what in ((g1, "rm"), (g2, "prm"), (pv0 + s + 1, "rd"), (pv0 + lag + d + lp, "rnv")):
             check(cycle, what, i)
         g1s.append(g1)
         start = pv0 + d                                   # the next S phase may start right after PV
     at(pv0 + s + 1, recip_init=1)
     for c in range(pv0 + s + 2, pv0 + s + 2 + cfg.recip_bits):
         at(c, recip_step=1)
-    norm_enter = max(pv0 + s + 2 + cfg.recip_bits, pv0 + d + lag)   # recip done and no lane rotation due
+    norm_enter = max(pv0 + s + 2 + cfg.recip_bits, pv0 + d + lag + lp)   # recip done, no lane rotation due
     check(norm_enter, "recip")
-    for c in range(norm_enter, norm_enter + d + 2):
+    nc = cfg.norm_cycles
+    for c in range(norm_enter, norm_enter + nc + 1):
         at(c, norm_next=1)
-    for c in range(norm_enter + 1, norm_enter + d + 2):
+    for c in range(norm_enter + 1, norm_enter + nc + 1):
         at(c, norm_step=1)
-    check(norm_enter + d + 1, "out")
-    at(norm_enter + d + 2, clear=1)
-    check(norm_enter + d + 2, "cleared")
-    n = norm_enter + d + 3
+    check(norm_enter + nc, "out")
+    at(norm_enter + nc + 1, clear=1)
+    check(norm_enter + nc + 1, "cleared")
+    n = norm_enter + nc + 2
     ctl = []
     g1s.append(n)
     for c in range(n):            # first / was_first are registers in the array, updated at every G1
