@@ -113,16 +113,19 @@ class Lane(wiring.Component):
         if cfg.mult == "lmul":
             # corrections as L-Muls (the >> W folded into the L-Mul's shift; result <= 1.5x its operand),
             # running sums saturate; the normalisation multiply RNV x r stays exact
-            rd_corr = lmul_fixed(m, self.rd, self.prm, cfg.lmul_man, w, cfg.rd_width + 1, "rd_lmul")
+            # lane_pipe >= 1: the L-Muls have a register after their log codes (RD, PRM are stable before rd_step)
+            rd_corr = lmul_fixed(m, self.rd, self.prm, cfg.lmul_man, w, cfg.rd_width + 1, "rd_lmul",
+                                 registered=lp >= 1)
             with m.If(ctl.rd_step):                # rd_step comes lane_pipe cycles later, like the exact one
                 m.d.sync += rd_p.eq(rd_corr)
             rd_sat = clamp(m, sld_r + rd_p, cfg.rd_width, False, "rd_sat")
             with m.If(ctl.rd_step2):
                 m.d.sync += self.rd.eq(rd_sat)
-            rnv_corr = lmul_fixed(m, rnv[0], self.prm, cfg.lmul_man, w, cfg.rnv_width, "rnv_lmul")
+            rnv_corr = lmul_fixed(m, rnv[0], self.prm, cfg.lmul_man, w, cfg.rnv_width, "rnv_lmul",
+                                  registered=lp >= 1)
             p_corr = Signal(signed(cfg.rnv_width + 1))
             corr_chain = [rnv_corr]
-            for k in range(lp):
+            for k in range(lp - 1 if lp else 0):            # the L-Mul's own register is the first slice
                 corr_chain.append(Signal(signed(cfg.rnv_width + 1), name=f"rnv_corr_d{k}"))
                 m.d.sync += corr_chain[k + 1].eq(corr_chain[k])
             m.d.sync += [p_norm.eq(pipelined_product(m, rnv[0], self.recip, lp, "rnv_norm")),
