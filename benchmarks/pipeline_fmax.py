@@ -60,6 +60,16 @@ def parse_design(text: str):
     return name, fields, before, after
 
 
+def critical_path(workdir: str) -> dict:
+    """Start and end cell, total delay (ns) and segment count of nextpnr's worst path of the sync clock."""
+    paths = json.loads((Path(workdir) / "report.json").read_text()).get("critical_paths") or []
+    if not paths or not paths[0].get("path"):
+        return {}
+    segs = paths[0]["path"]
+    return {"from": segs[0]["from"]["cell"], "to": segs[-1]["to"]["cell"],
+            "ns": round(sum(x["delay"] for x in segs), 2), "segments": len(segs)}
+
+
 def measure(name: str, tag: str, cfg, fields) -> dict:
     t0 = time.time()
     r = synthesize(build_unit(cfg), "ecp5", part=PART, name=f"pipe85-{name}-{tag}", timeout=3600)
@@ -68,7 +78,8 @@ def measure(name: str, tag: str, cfg, fields) -> dict:
     return {"design": name, "setting": tag, **{f: getattr(cfg, f) for f in fields},
             "lut": r["lut"], "ff": r["ff"], "dsp": r["dsp"], "bram": r["bram"], "fmax_mhz": r["fmax_mhz"],
             "work_per_cycle": per_cycle, "work_unit": unit, "work_per_s_per_lut": per_s / r["lut"],
-            "config": config_to_dict(cfg), "notes": r["notes"], "seconds": round(time.time() - t0)}
+            "critical_path": critical_path(r["workdir"]), "config": config_to_dict(cfg), "notes": r["notes"],
+            "seconds": round(time.time() - t0)}
 
 
 def write(out: Path, stem: str, command: str, rows: list[dict]):
@@ -94,6 +105,11 @@ def write(out: Path, stem: str, command: str, rows: list[dict]):
         lines.append(f"| {x['design']} | {x['setting']} | {pipe} | {x['lut']} | {x['ff']} | {x['dsp']} | "
                      f"{x['fmax_mhz']:.1f} | {x['work_per_cycle']:.3f} {x['work_unit']} | "
                      f"{per_lut:,.0f} | {change} |")
+    lines += ["", "Critical paths (nextpnr, start -> end cell, ns, segments):", ""]
+    for x in rows:
+        cp = x.get("critical_path") or {}
+        lines.append(f"- {x['design']} {x['setting']}: `{cp.get('from')}` -> `{cp.get('to')}`, {cp.get('ns')} ns, "
+                     f"{cp.get('segments')} segments")
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
 
