@@ -13,19 +13,21 @@ while stalled):
   `out_frac` fractional bits), in query order, and then accepts the next query tile.
 
 Per key tile (M0 keys, the last one may be partial): S phase (head_dim cycles, scores accumulate in the PEs),
-G1 (column max -> running max, 1 cycle), G2 (exponentials -> PE prob registers, corrections, 1 cycle),
-PV phase (head_dim cycles, prob x V registered, summed down each column, registered, into the lanes, which
-rotate head_dim + 1 times two cycles behind). `mult` = "lmul" / "lmul-products": the multipliers are
+G1 (column max -> running max, 1 + max_pipe cycles: the column max trees have max_pipe register slices),
+G2 (exponentials -> PE prob registers, corrections, 1 + exp_pipe cycles), PV phase (head_dim cycles, prob x V
+registered, summed down each column by a tree with sum_pipe register slices, registered, into the lanes, which
+rotate head_dim + 1 + lane_pipe times lane_delay = 2 + sum_pipe cycles behind; the lanes take the probability
+sums and start RD x PRM rd_delay = sum_pipe + lane_pipe cycles after the first PV cycle). `mult` = "lmul" / "lmul-products": the multipliers are
 fixed-point L-Muls (hwgen/attention/lmul.py), same timing. A new tile starts in the cycle
 after the previous PV phase when its K/V rows are in the fill buffer. Cycle model: `sw_model.attention.timing`.
 """
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.attention.lane import Lane, LaneControl
 from hwgen.attention.pe import PE, PEControl
-from hwgen.blocks.trees import adder_tree, max_tree
+from hwgen.blocks.trees import maximum, registered_tree
 from sw_model.attention.config import AttentionConfig
 
 
@@ -70,8 +72,10 @@ class AttentionArray(wiring.Component):
         cfg = self.config
         return {"latency": None, "ii": None, "pe_2d": cfg.m0 * cfg.p0, "lanes_1d": cfg.p0,
                 "cycle_model": "sw_model.attention.timing.cycle_model",
-                "tile_cycles": 2 * cfg.head_dim + 2, "recip_cycles": cfg.recip_bits,
-                "lane_delay": 2, "norm_cycles": cfg.head_dim + 1, "mult": cfg.mult}
+                "tile_cycles": cfg.tile_cycles, "recip_cycles": cfg.recip_bits,
+                "lane_delay": cfg.lane_delay, "norm_cycles": cfg.norm_cycles, "rd_delay": cfg.rd_delay,
+                "mult": cfg.mult, "max_pipe": cfg.max_pipe, "exp_pipe": cfg.exp_pipe, "sum_pipe": cfg.sum_pipe,
+                "lane_pipe": cfg.lane_pipe}
 
     def elaborate(self, platform):
         m = Module()
@@ -80,7 +84,7 @@ class AttentionArray(wiring.Component):
 
         mode = Signal(Mode)
         phase = Signal(Phase)
-        c = Signal(range(d + 1))                              # phase / normalisation counter
+        c = Signal(range(max(cfg.norm_cycles, cfg.max_pipe, cfg.exp_pipe) + 1))   # phase / normalisation counter
         n_q = Signal(range(P0 + 1))
         oq = Signal(range(P0 + 1))
         first = Signal(init=1)
@@ -100,19 +104,36 @@ class AttentionArray(wiring.Component):
         # strobes to the PEs and the lanes, decoded once here and shared by all of them
         pe_ctl, lane_ctl = Signal(PEControl), Signal(LaneControl)
         s_phase, pv_phase = phase == Phase.S, phase == Phase.PV
+        # G1 and G2 strobe in their last cycle, once the max trees / exponential registers have caught up
+        g1_now = (phase == Phase.G1) & (c == cfg.max_pipe)
+        g2_now = (phase == Phase.G2) & (c == cfg.exp_pipe)
         m.d.comb += [pe_ctl.step.eq(s_phase), pe_ctl.clear.eq(c == 0), pe_ctl.pv.eq(pv_phase),
-                     pe_ctl.load_prob.eq(phase == Phase.G2)]
+                     pe_ctl.load_prob.eq(g2_now)]
         m.d.comb += [lane_ctl.first.eq(first), lane_ctl.was_first.eq(was_first),
-                     lane_ctl.g1.eq(phase == Phase.G1), lane_ctl.g2.eq(phase == Phase.G2),
-                     lane_ctl.rd_step.eq(pv_phase & (c == 0)), lane_ctl.norm_step.eq(mode == Mode.NORM)]
-        # the lanes trail the PV phase by two cycles (registered PE products, registered column sums) and
-        # rotate once more after it (lane_tail: the bubble of the pipelined lane multiplier)
-        pv_d1, lane_step, lane_tail, rd_step2 = Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [pv_d1.eq(pv_phase), lane_step.eq(pv_d1), lane_tail.eq(lane_step),
-                     rd_step2.eq(lane_ctl.rd_step)]
-        m.d.comb += [lane_ctl.lane_step.eq(lane_step), lane_ctl.lane_tail.eq(lane_tail),
-                     lane_ctl.rd_step2.eq(rd_step2)]
-        lanes_busy = pv_d1 | lane_step                     # a lane rotation is due in the next cycle
+                     lane_ctl.g1.eq(g1_now), lane_ctl.g2.eq(g2_now), lane_ctl.norm_step.eq(mode == Mode.NORM)]
+        # the lanes trail the PV phase by lane_delay cycles (registered PE products, the sum_pipe slices of the
+        # column trees, registered column sums) and rotate 1 + lane_pipe more times after it (lane_tail: the
+        # bubbles of the pipelined lane multiplier); the probability sums (rd_step) and the reciprocal's start
+        # (recip_go) wait for the sum_pipe slices of the SLD trees and the lane_pipe slices of RD x PRM
+        pv_d = [pv_phase]
+        for k in range(1, cfg.lane_delay + 1):
+            pv_d.append(Signal(name=f"pv_d{k}"))
+            m.d.sync += pv_d[k].eq(pv_d[k - 1])
+        lane_step, rd_step2 = pv_d[-1], Signal()
+        tail_d = [lane_step]                               # lane_step delayed by 1 .. 1 + lane_pipe cycles
+        for k in range(1, cfg.lane_pipe + 2):
+            tail_d.append(Signal(name=f"tail_d{k}"))
+            m.d.sync += tail_d[k].eq(tail_d[k - 1])
+        rd_d, last_d = [pv_phase & (c == 0)], [pv_phase & (c == 0) & tile_last]
+        for k in range(1, cfg.rd_delay + 1):
+            rd_d.append(Signal(name=f"rd_d{k}"))
+            last_d.append(Signal(name=f"last_d{k}"))
+            m.d.sync += [rd_d[k].eq(rd_d[k - 1]), last_d[k].eq(last_d[k - 1])]
+        m.d.sync += rd_step2.eq(rd_d[-1])
+        m.d.comb += [lane_ctl.lane_step.eq(lane_step), lane_ctl.lane_tail.eq(Cat(*tail_d[1:]).any()),
+                     lane_ctl.rd_step.eq(rd_d[-1]), lane_ctl.rd_step2.eq(rd_step2)]
+        lanes_busy = Signal()                              # a lane rotation is due in the next cycle or later
+        m.d.comb += lanes_busy.eq(Cat(*pv_d[1:], *tail_d[1:-1]).any())
 
         # ---- input side: Q rows and the K/V fill buffer ----
         payload = self.i.payload
@@ -143,11 +164,10 @@ class AttentionArray(wiring.Component):
 
         # ---- compute sequencing of the 2D array ----
         # control strobes as plain expressions (continuous assigns, see the output mux below)
-        recip_go = Signal()
+        recip_go = Signal()                                # RD is final after the next cycle (rd_step2)
         zero_keys = accept & (mode != Mode.KEYS) & ~payload.kind & payload.last
         m.d.comb += lane_ctl.recip_init.eq(recip_go | zero_keys)
-        with m.If(recip_go):
-            m.d.sync += recip_go.eq(0)
+        m.d.sync += recip_go.eq(last_d[-1])
         with m.If(phase == Phase.S):
             m.d.sync += c.eq(c + 1)
             m.d.sync += [q[p][e].eq(q[p][(e + 1) % d]) for p in range(P0) for e in range(d)]
@@ -155,12 +175,15 @@ class AttentionArray(wiring.Component):
             with m.If(c == d - 1):
                 m.d.sync += [phase.eq(Phase.G1), c.eq(0)]
         with m.Elif(phase == Phase.G1):
-            m.d.sync += [phase.eq(Phase.G2), first.eq(0), was_first.eq(first)]
+            m.d.sync += c.eq(c + 1)
+            with m.If(c == cfg.max_pipe):
+                m.d.sync += [phase.eq(Phase.G2), c.eq(0), first.eq(0), was_first.eq(first)]
         with m.Elif(phase == Phase.G2):
-            m.d.sync += [phase.eq(Phase.PV), c.eq(0)]
+            m.d.sync += c.eq(c + 1)
+            with m.If(c == cfg.exp_pipe):
+                m.d.sync += [phase.eq(Phase.PV), c.eq(0)]
         with m.Elif(phase == Phase.PV):
             m.d.sync += c.eq(c + 1)
-            m.d.sync += recip_go.eq(tile_last & (c == 0))  # RD is final after the next cycle (rd_step2)
             m.d.sync += [vc[r][e].eq(vc[r][e + 1]) for r in range(M0) for e in range(d - 1)]
             with m.If(c == d - 1):
                 m.d.sync += [phase.eq(Phase.IDLE), c.eq(0)]
@@ -190,9 +213,9 @@ class AttentionArray(wiring.Component):
                 m.d.sync += [recip_busy.eq(0), recip_done.eq(1)]
         with m.If(norm_enter):
             m.d.sync += [mode.eq(Mode.NORM), c.eq(0), recip_done.eq(0)]
-        with m.If(mode == Mode.NORM):                     # d + 1 rotations of the pipelined ring
+        with m.If(mode == Mode.NORM):                     # norm_cycles rotations of the pipelined ring
             m.d.sync += c.eq(c + 1)
-            with m.If(c == d):
+            with m.If(c == cfg.norm_cycles - 1):
                 m.d.sync += [mode.eq(Mode.OUT), c.eq(0)]
         done = Signal()
         m.d.comb += self.o.valid.eq((mode == Mode.OUT) & (oq < n_q))
@@ -236,13 +259,14 @@ class AttentionArray(wiring.Component):
                     m.d.comb += sig.eq(pe.logit)
                 masked.append(sig)
             lane = m.submodules[f"lane{p}"] = Lane(cfg)
-            sld = adder_tree([pe.prob for pe in col])
-            slnv_now = adder_tree([pe.pv_product for pe in col])
+            add = lambda a, b: a + b  # noqa: E731
+            sld = registered_tree(m, [pe.prob for pe in col], add, cfg.sum_pipe, f"col{p}_sld")
+            slnv_now = registered_tree(m, [pe.pv_product for pe in col], add, cfg.sum_pipe, f"col{p}_slnv")
             # the lane's ports are exactly as wide as the trees (no bit of a sum is dropped or padded)
             assert (len(sld), len(slnv_now)) == (len(lane.sld), len(lane.slnv)), "lane_sum_shapes != the trees"
             slnv = Signal.like(lane.slnv, name=f"col{p}_slnv")    # the column sum, registered
             m.d.sync += slnv.eq(slnv_now)
-            m.d.comb += [lane.ctl.eq(lane_ctl), lane.lm.eq(max_tree(masked)), lane.sld.eq(sld), lane.slnv.eq(slnv)]
+            m.d.comb += [lane.ctl.eq(lane_ctl), lane.lm.eq(registered_tree(m, masked, maximum, cfg.max_pipe, f"col{p}_max")), lane.sld.eq(sld), lane.slnv.eq(slnv)]
             m.d.comb += [pe.rm.eq(lane.rm) for pe in col]
             lanes.append(lane)
 

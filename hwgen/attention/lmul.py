@@ -42,11 +42,21 @@ def _log_code(m, x, man: int, name: str):
     return neg, mag == 0, code, n - 1
 
 
-def lmul_fixed(m, a, b, man: int, shift: int, mag_bits: int, name: str):
+def lmul_fixed(m, a, b, man: int, shift: int, mag_bits: int, name: str, registered: bool = False):
     """sign(a) sign(b) floor(L-Mul(|a|, |b|) / 2^shift) as a signed(mag_bits + 1) Signal; `mag_bits` must hold
-    the largest result magnitude (the caller's bound: <= 1.5 |a| |b| / 2^shift)."""
+    the largest result magnitude (the caller's bound: <= 1.5 |a| |b| / 2^shift). `registered`: a free-running
+    register between the log codes (leading-zero count, normalising shift) and the add + barrel shift, so the
+    result follows the operands one cycle later."""
     neg_a, zero_a, code_a, emax_a = _log_code(m, a, man, f"{name}_a")
     neg_b, zero_b, code_b, emax_b = _log_code(m, b, man, f"{name}_b")
+    if registered:
+        regs = []
+        for value, tag in ((neg_a, "neg_a"), (zero_a, "zero_a"), (code_a, "code_a"), (neg_b, "neg_b"),
+                           (zero_b, "zero_b"), (code_b, "code_b")):
+            reg = Signal(len(Value.cast(value)), name=f"{name}_{tag}_r")
+            m.d.sync += reg.eq(value)
+            regs.append(reg)
+        neg_a, zero_a, code_a, neg_b, zero_b, code_b = regs
     r = Signal(max(len(code_a), len(code_b)) + 2, name=f"{name}_r")
     m.d.comb += r.eq(code_a + code_b + offset_lsbs(man))   # the one adder; the fraction carry runs into E
     mant = Cat(r[:man], Const(1, 1))                        # 1.F

@@ -32,8 +32,10 @@ class PE(wiring.Component):
 
     - S (head_dim cycles with `ctl.step`): acc <= (ctl.clear ? 0 : acc) + q * k, the score (output-stationary);
       `logit` = acc >> score_shift (combinational from acc).
-    - G2 (`ctl.load_prob`, one cycle): prob <= keep ? exp2(-(rm - logit)) : 0; `rm` is the lane's running max
-      (>= logit), `keep` = 0 for a padding row of a partial tile or a causally masked key.
+    - G2 (`ctl.load_prob` in its last cycle): prob <= keep ? exp2(-(rm - logit)) : 0; `rm` is the lane's
+      running max (>= logit), `keep` = 0 for a padding row of a partial tile or a causally masked key. The
+      exponential path has `exp_pipe` free-running registers (after rm - logit, then after the table lookup):
+      G2 lasts 1 + exp_pipe cycles, rm and logit stay stable through it.
     - PV (head_dim cycles with `ctl.pv`): pv_product <= prob * v, registered (one cycle latency), summed down the
       column by the array.
 
@@ -70,8 +72,10 @@ class PE(wiring.Component):
         # PV products are registered before the column adder tree (which then has a cycle of its own)
         m.d.sync += self.pv_product.eq(product)
         m.d.comb += self.logit.eq(acc >> cfg.score_shift)
-        m.submodules.exp = exp = Exp2Neg(cfg, cfg.logit_width + 1)
-        m.d.comb += exp.x.eq(self.rm - self.logit)
+        m.submodules.exp = exp = Exp2Neg(cfg, cfg.logit_width + 1, registered=cfg.exp_pipe >= 2)
+        diff = Signal(cfg.logit_width + 1)
+        m.d["sync" if cfg.exp_pipe >= 1 else "comb"] += diff.eq(self.rm - self.logit)
+        m.d.comb += exp.x.eq(diff)
         with m.If(self.ctl.load_prob):
             m.d.sync += self.prob.eq(Mux(self.keep, exp.y, 0))
         return m

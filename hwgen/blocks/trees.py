@@ -2,11 +2,11 @@
 
 `pair_level` is one level (for trees cut into pipeline stages, e.g. the L-Mul dot product's float adder tree);
 `reduce_tree` applies levels until one value remains (combinational; depth ceil(log2 n)). `adder_tree` and
-`max_tree` are the two trees the units use. The operand order (x[0] op x[1], ...) is fixed because the golden
+`max_tree` are the two trees the units use; `registered_tree` is a tree cut into free-running register slices. The operand order (x[0] op x[1], ...) is fixed because the golden
 models fix it (a float adder tree is not associative)."""
 from __future__ import annotations
 
-from amaranth.hdl import Mux
+from amaranth.hdl import Mux, Signal, Value
 
 
 def pair_level(values: list, op) -> list:
@@ -37,3 +37,26 @@ def adder_tree(values: list):
 
 def max_tree(values: list):
     return reduce_tree(values, maximum)
+
+
+def registered_tree(m, values: list, op, slices: int, name: str):
+    """The pairwise tree of `op` over `values` with `slices` register slices that cut its ceil(log2 n) levels
+    into slices + 1 runs of nearly equal length (the last run ends in the consumer's own register; more slices
+    than levels stack up). The registers load every cycle (no enable): the result follows its inputs `slices`
+    cycles later. slices = 0 is `reduce_tree`."""
+    values = list(values)
+    if not values:
+        raise ValueError(f"registered_tree {name}: got no values, allowed: at least one")
+    if slices < 0:
+        raise ValueError(f"registered_tree {name}: got slices={slices}, allowed: >= 0")
+    levels = max(1, (len(values) - 1).bit_length())       # a single value still gets its registers
+    for k in range(slices):
+        for _ in range(levels * k // (slices + 1), levels * (k + 1) // (slices + 1)):
+            values = pair_level(values, op)
+        regs = []
+        for j, value in enumerate(values):
+            reg = Signal(Value.cast(value).shape(), name=f"{name}_s{k}_{j}")
+            m.d.sync += reg.eq(value)
+            regs.append(reg)
+        values = regs
+    return reduce_tree(values, op)

@@ -1,7 +1,10 @@
 """Attention array on RTL: bit-exact against sw_model.attention.golden under random gaps and backpressure at four
 configs (the smallest legal array, the 4x4 preset, an odd 3x5 array with head_dim 7, a tall 7x2 array), key
 counts that are and are not multiples of M0, partial query tiles, large logits, all-equal scores, a query
-tile without keys, the cycle model, and one runtime-length-independent design run at 64 and 4096 keys."""
+tile without keys, the cycle model (also at several settings of the pipelining fields max_pipe, exp_pipe,
+sum_pipe and lane_pipe, including none and the largest sum_pipe the smallest array allows), and one runtime-length-independent
+design run at 64 and 4096 keys."""
+import dataclasses
 
 import numpy as np
 import pytest
@@ -68,6 +71,28 @@ def test_random_bit_exact(cfg, shapes, sim_opts):
 def test_cycle_model(cfg, sim_opts):
     """No gaps, no backpressure: every input and output handshake at the cycle the model predicts."""
     groups = [rand_qkv(cfg, cfg.p0, 2 * cfg.m0 + 1, seed=1), rand_qkv(cfg, 1, cfg.m0, seed=2)]
+    res, _ = run(cfg, groups, sim_opts, gap=0.0, backpressure=0.0)
+    model = cycle_model(cfg, tiles_of(cfg, groups))
+    assert res["in_cycles"] == model["in_cycles"]
+    assert res["out_cycles"] == model["out_cycles"]
+
+
+@pytest.mark.parametrize("cfg", [
+    dataclasses.replace(SMALLEST, max_pipe=0, exp_pipe=0, sum_pipe=0, lane_pipe=0),    # no pipelining at all
+    # the largest sum_pipe and then lane_pipe head_dim 1 allows
+    dataclasses.replace(SMALLEST, max_pipe=0, exp_pipe=0, sum_pipe=2, lane_pipe=1),
+    dataclasses.replace(ODD, max_pipe=3, exp_pipe=2, sum_pipe=0, lane_pipe=2),     # more slices than tree levels
+    dataclasses.replace(TALL, max_pipe=2, exp_pipe=0, sum_pipe=3, lane_pipe=3),
+], ids=["smallest-p0000", "smallest-p0021", "odd-p3202", "tall-p2033"])
+def test_pipelining_cycle_model(cfg, sim_opts):
+    """Each pipelining setting: bit-exact under gaps and backpressure, and every handshake where the cycle model
+    puts it (tile_cycles and lane_delay in the manifest follow the fields)."""
+    from hwgen.attention.array import AttentionArray
+    t = AttentionArray(cfg).timing()
+    assert t["tile_cycles"] == 2 * cfg.head_dim + 2 + cfg.max_pipe + cfg.exp_pipe
+    assert t["lane_delay"] == 2 + cfg.sum_pipe and t["norm_cycles"] == cfg.head_dim + 1 + cfg.lane_pipe
+    groups = [rand_qkv(cfg, cfg.p0, 3 * cfg.m0 + 1, seed=3), rand_qkv(cfg, 1, cfg.m0, seed=4)]
+    run(cfg, groups, sim_opts, gap=0.3, backpressure=0.3, seed=5)
     res, _ = run(cfg, groups, sim_opts, gap=0.0, backpressure=0.0)
     model = cycle_model(cfg, tiles_of(cfg, groups))
     assert res["in_cycles"] == model["in_cycles"]

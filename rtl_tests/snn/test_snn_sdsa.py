@@ -1,17 +1,21 @@
 """SDSA block on RTL: bit-exact against sw_model.snn.sdsa for several heads per stream (random densities, the
-all-zero and all-one tiles, counter saturation) under random gaps and backpressure; II = 1 and latency 1."""
+all-zero and all-one tiles, counter saturation) under random gaps and backpressure, at read-out pipelines 0 to 3;
+II = 1 and latency 1 + pipeline."""
+import dataclasses
+
 import numpy as np
 import pytest
 
 from hwgen.sim.harness import run_vectors
+from hwgen.snn.sdsa import SDSA
 from sw_model.snn import sdsa as golden
 from sw_model.snn.sdsa import SDSAConfig
 
 pytestmark = pytest.mark.rtl
 
-CONFIGS = [SDSAConfig(dim=2, tokens=1, scale_shift=0, vth=1),      # smallest legal
-           SDSAConfig(dim=5, tokens=3, scale_shift=1, vth=2),      # odd; 2-bit counters saturate
-           SDSAConfig(dim=8, tokens=16)]                           # SDSA-3: spike iff S >= 8
+CONFIGS = [SDSAConfig(dim=2, tokens=1, scale_shift=0, vth=1, pipeline=0),      # smallest legal, unpipelined
+           SDSAConfig(dim=5, tokens=3, scale_shift=1, vth=2, pipeline=3),      # odd; 2-bit counters saturate
+           SDSAConfig(dim=8, tokens=16)]                           # SDSA-3: spike iff S >= 8 (default pipeline)
 
 
 def heads(cfg, seed, n=12):
@@ -25,7 +29,7 @@ def heads(cfg, seed, n=12):
     return out
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"d{c.dim}-t{c.tokens}-s{c.scale_shift}-v{c.vth}")
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"d{c.dim}-t{c.tokens}-s{c.scale_shift}-v{c.vth}-p{c.pipeline}")
 def test_sdsa_bit_exact(cfg, sim_opts):
     inp, want = golden.stream(cfg, heads(cfg, seed=cfg.dim))
     assert 0 < np.count_nonzero(want["s"]) < len(want["s"])
@@ -33,13 +37,18 @@ def test_sdsa_bit_exact(cfg, sim_opts):
     assert res["n_out"] == len(want["s"]) and not res["mismatches"] and not res["extra_output"]
 
 
-def test_sdsa_cycle_model(sim_opts):
-    cfg = CONFIGS[2]
+@pytest.mark.parametrize("pipeline", [0, 2, 5])
+def test_sdsa_cycle_model(pipeline, sim_opts):
+    """II = 1 and every Q row's output exactly latency(cfg) = 1 + pipeline cycles after its handshake (5 slices
+    is more than the 5 read-out stages of dim 8: the extra ones sit at the end); the manifest says the same."""
+    cfg = dataclasses.replace(CONFIGS[2], pipeline=pipeline)
+    assert SDSA(cfg).timing()["latency"] == golden.latency(cfg) == 1 + pipeline
     inp, want = golden.stream(cfg, heads(cfg, seed=1))
     res = run_vectors(cfg, inp, want, gap=0.0, backpressure=0.0, **sim_opts)
+    assert res["n_out"] == len(want["s"]) and not res["mismatches"]
     q_beats = np.nonzero(inp["op"] == 1)[0]
     assert np.all(np.diff(res["in_cycles"]) == 1)                              # II = 1
-    assert (np.array(res["out_cycles"]) - np.array(res["in_cycles"])[q_beats] == 1).all()   # latency 1
+    assert (np.array(res["out_cycles"]) - np.array(res["in_cycles"])[q_beats] == golden.latency(cfg)).all()
 
 
 def test_sdsa_threshold_boundary_paper_config(sim_opts):

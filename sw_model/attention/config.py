@@ -34,7 +34,15 @@ class AttentionConfig:
     `mult`: "exact" integer multipliers, or "lmul": every multiplication of the cascade (Q.K, prob x V, the
     corrections RD x PRM and RNV x PRM) is a fixed-point L-Mul keeping `lmul_man` bits below the leading one;
     "lmul-products": only Q.K and prob x V are L-Muls, the corrections stay exact (see docs/attention.md for
-    why: an L-Mul by PRM = 1 is not the identity, so the corrections compound a bias over the tiles)."""
+    why: an L-Mul by PRM = 1 is not the identity, so the corrections compound a bias over the tiles).
+
+    Pipelining (each adds register slices and cycles, never changes a value; `sw_model.attention.timing`):
+    `max_pipe` register slices in each column's running-max tree (G1 waits max_pipe more cycles per key tile);
+    `exp_pipe` registers on the exponential paths (1: after the subtraction RM - logit, 2: also after the table
+    lookup; G2 lasts 1 + exp_pipe cycles per key tile); `sum_pipe` register slices in each column's adder trees
+    (the lanes trail the PV phase by 2 + sum_pipe cycles); `lane_pipe` register slices more in each lane's
+    multipliers (RD x PRM, RNV x PRM / r, built from DSP-sized limb products: the RNV ring gains lane_pipe stages,
+    so a pass over it takes head_dim + 1 + lane_pipe rotations, and the RD update waits lane_pipe cycles)."""
     head_dim: int = 8
     m0: int = 4
     p0: int = 4
@@ -47,6 +55,10 @@ class AttentionConfig:
     causal: bool = False
     mult: str = "exact"
     lmul_man: int = 7
+    max_pipe: int = 1
+    exp_pipe: int = 1
+    sum_pipe: int = 1
+    lane_pipe: int = 1
     unit = "attention"
 
     def __post_init__(self):
@@ -63,6 +75,19 @@ class AttentionConfig:
             raise ConfigError(f"causal: got {self.causal!r}, allowed: true or false")
         check_choice("mult", self.mult, MULTS)
         check_int("lmul_man", self.lmul_man, 1, 16)
+        check_int("max_pipe", self.max_pipe, 0, 8)
+        check_int("exp_pipe", self.exp_pipe, 0, 2)
+        check_int("sum_pipe", self.sum_pipe, 0, 8)
+        check_int("lane_pipe", self.lane_pipe, 0, 4)
+        # the lanes' last rescaling multiply of a key tile must read its PRM before the next tile's G2 replaces it
+        most = self.head_dim + 1 + self.max_pipe + self.exp_pipe
+        if self.sum_pipe > most:
+            raise ConfigError(f"sum_pipe: got {self.sum_pipe}, allowed: at most head_dim + 1 + max_pipe + exp_pipe "
+                              f"({most})")
+        # ... and the RD update must read it too (RD x PRM starts sum_pipe + lane_pipe cycles into PV)
+        if self.sum_pipe + self.lane_pipe > most + self.head_dim:
+            raise ConfigError(f"lane_pipe: got {self.lane_pipe}, allowed: at most 2 * head_dim + 1 + max_pipe + "
+                              f"exp_pipe - sum_pipe ({most + self.head_dim - self.sum_pipe})")
         if self.logit_width < 2:
             raise ConfigError(f"score_shift: got {self.score_shift}, allowed: at most {self.score_width - 2} "
                               f"(the {self.score_width}-bit score must keep >= 2 bits)")
@@ -102,6 +127,29 @@ class AttentionConfig:
     def out_width(self) -> int:
         """Signed width of an output element: V's range with out_frac fractional bits plus rounding."""
         return self.data_bits + self.out_frac + 1
+
+    @property
+    def tile_cycles(self) -> int:
+        """Cycles of one key tile in the 2D array: S (head_dim), G1 (1 + max_pipe), G2 (1 + exp_pipe), PV
+        (head_dim)."""
+        return 2 * self.head_dim + 2 + self.max_pipe + self.exp_pipe
+
+    @property
+    def lane_delay(self) -> int:
+        """Cycles the lanes trail the PV phase: the registered PE products, the sum_pipe slices of the column
+        adder tree and the registered column sum."""
+        return 2 + self.sum_pipe
+
+    @property
+    def rd_delay(self) -> int:
+        """Cycles from the first PV cycle of a key tile to the lanes' rd_step (SLD and RD x PRM sampled)."""
+        return self.sum_pipe + self.lane_pipe
+
+    @property
+    def norm_cycles(self) -> int:
+        """Rotations of a pass over the lanes' RNV ring: head_dim elements, the product register and the
+        lane_pipe multiplier slices."""
+        return self.head_dim + 1 + self.lane_pipe
 
     def exp_table(self) -> list[int]:
         """TABLE[j] = round(2^exp_bits * 2^(-j / 2^logit_frac)), j < 2^logit_frac (TABLE[0] = 2^exp_bits)."""

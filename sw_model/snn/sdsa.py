@@ -20,11 +20,15 @@ from sw_model.config import ConfigError, check_int
 @dataclass(frozen=True)
 class SDSAConfig:
     """One SDSA head: `dim` channels, up to `tokens` K/V tokens per KV accumulation (counter width), spike iff
-    (S >> scale_shift) >= vth."""
+    (S >> scale_shift) >= vth.
+
+    `pipeline`: register slices inside a Q row's masked adder trees and threshold compare, on top of the output
+    register (0 = the whole read-out in one cycle); output latency `latency(cfg)` = 1 + pipeline, II = 1."""
     dim: int = 8
     tokens: int = 16
     scale_shift: int = 3
     vth: int = 1
+    pipeline: int = 1
     unit = "sdsa"
 
     def __post_init__(self):
@@ -32,6 +36,7 @@ class SDSAConfig:
         check_int("tokens", self.tokens, 1, 4096)
         check_int("scale_shift", self.scale_shift, 0, 16)
         check_int("vth", self.vth, 1, 1 << 16)
+        check_int("pipeline", self.pipeline, 0, 8)
         if (self.vth << self.scale_shift) > self.dim * self.count_max:
             raise ConfigError(f"vth: got {self.vth}, allowed: vth << scale_shift at most dim * tokens "
                               f"({self.dim * self.count_max}), or no query could ever spike")
@@ -43,6 +48,12 @@ class SDSAConfig:
     @property
     def count_max(self) -> int:
         return (1 << self.count_bits) - 1
+
+
+def latency(cfg: SDSAConfig) -> int:
+    """Cycles from a Q row's input handshake to its output beat being valid (the output register plus the
+    `pipeline` slices of the read-out trees)."""
+    return 1 + cfg.pipeline
 
 
 PRESETS_SDSA = {"sdsa-16x32": SDSAConfig(dim=16, tokens=32), "sdsa-8x16": SDSAConfig(dim=8, tokens=16)}

@@ -26,8 +26,15 @@ LMUL = AttentionConfig(**{**ODD.__dict__, "mult": "lmul", "lmul_man": 3})
 LMUL_PRODUCTS = AttentionConfig(**{**SMALL.__dict__, "mult": "lmul-products", "lmul_man": 2})
 # max_keys_log2 = 1: RD and RNV are so narrow that the L-Mul running sums saturate within two key tiles
 LMUL_SATURATING = AttentionConfig(**{**ODD.__dict__, "max_keys_log2": 1, "mult": "lmul", "lmul_man": 2})
-CONFIGS = [SMALL, ODD, D1, LMUL, LMUL_PRODUCTS, LMUL_SATURATING]
-IDS = ["small-d3", "odd-d5-m3", "d1-m1", "lmul-d5", "lmul-products-d3", "lmul-saturating"]
+# the pipelining fields: none at all, and the exponential's longest pipeline with sum_pipe past head_dim (the
+# configs above have the defaults)
+SMALL_P0 = AttentionConfig(**{**SMALL.__dict__, "max_pipe": 0, "exp_pipe": 0, "sum_pipe": 0})
+SMALL_P0 = AttentionConfig(**{**SMALL_P0.__dict__, "lane_pipe": 0})
+ODD_P2 = AttentionConfig(**{**ODD.__dict__, "max_pipe": 2, "exp_pipe": 2, "sum_pipe": 6, "lane_pipe": 3})
+LMUL_P2 = AttentionConfig(**{**LMUL.__dict__, "lane_pipe": 2})
+CONFIGS = [SMALL, ODD, D1, LMUL, LMUL_PRODUCTS, LMUL_SATURATING, SMALL_P0, ODD_P2, LMUL_P2]
+IDS = ["small-d3", "odd-d5-m3", "d1-m1", "lmul-d5", "lmul-products-d3", "lmul-saturating", "small-pipe0",
+       "odd-pipe2263", "lmul-lanepipe2"]
 
 
 def simulate(dut, bench, clocked=True):
@@ -44,23 +51,27 @@ def srand(rng, bits):
 
 # ---- the exponential ----
 
+@pytest.mark.parametrize("registered", [False, True], ids=["comb", "registered"])
 @pytest.mark.parametrize("cfg,width", [(SMALL, 8), (D1, 4), (AttentionConfig(), 20)], ids=["small", "frac0", "preset"])
-def test_exp2_against_golden(cfg, width):
+def test_exp2_against_golden(cfg, width, registered):
     """Every input of the narrow units; for the preset's 20-bit input, every value up to past the underflow
-    (x >> F > W gives 0) plus random large ones."""
+    (x >> F > W gives 0) plus random large ones. `registered`: y follows x one clock edge later."""
     top = (cfg.exp_bits + 3) << cfg.logit_frac
     xs = list(range(min(1 << width, top)))
     if width > 12:
         xs += [int(x) for x in np.random.default_rng(1).integers(top, 1 << width, 200)] + [(1 << width) - 1]
     want = G.exp2_neg(cfg, xs)
-    dut = Exp2Neg(cfg, width)
+    dut = Exp2Neg(cfg, width, registered=registered)
     got = []
 
     async def bench(ctx):
         for x in xs:
             ctx.set(dut.x, x)
+            if registered:
+                await ctx.tick()
+                ctx.set(dut.x, (x + 1) % (1 << width))     # the register holds x's result after the edge
             got.append(ctx.get(dut.y))
-    simulate(dut, bench, clocked=False)
+    simulate(dut, bench, clocked=registered)
     assert got == [int(v) for v in want]
     assert got[0] == 1 << cfg.exp_bits
 
@@ -100,10 +111,11 @@ def test_pe_score_prob_and_pv(cfg):
             rm = min(logit + int(rng.integers(0, (w + 2) << cfg.logit_frac)), hi) if tile != 1 else logit
             keep = int(tile != 2)
             assert lo <= rm <= hi
-            ctx.set(dut.ctl, {**idle, "load_prob": 1})     # G2
-            ctx.set(dut.rm, rm)
+            ctx.set(dut.rm, rm)                            # G2: 1 + exp_pipe cycles, rm stable
             ctx.set(dut.keep, keep)
-            await ctx.tick()
+            for g in range(cfg.exp_pipe + 1):
+                ctx.set(dut.ctl, {**idle, "load_prob": int(g == cfg.exp_pipe)})
+                await ctx.tick()
             prob = int(G.exp2_neg(cfg, rm - logit)) if keep else 0
             assert ctx.get(dut.prob) == prob, tile
             for f in range(d):                             # PV
@@ -162,10 +174,12 @@ def lane_reference(cfg, tiles):
 
 def lane_schedule(cfg, tiles, gaps):
     """The array's strobes for one query tile, cycle by cycle (hwgen.attention.array): per key tile, `gap` idle
-    cycles, S (head_dim), G1, G2, PV (head_dim); lane steps two cycles behind PV, then the bubble rotation; the
-    reciprocal from the second PV cycle of the last tile; NORM (head_dim + 1) once it is done and the lanes are
-    idle; then one `clear`. Returns (per-cycle control dicts, per-cycle inputs, per-cycle checks)."""
-    d = cfg.head_dim
+    cycles, S (head_dim), G1 (1 + max_pipe, g1 in the last), G2 (1 + exp_pipe, g2 in the last), PV (head_dim);
+    rd_step rd_delay cycles after the first PV cycle, lane steps lane_delay cycles behind PV, then 1 + lane_pipe
+    bubble rotations; the reciprocal from rd_delay + 1 cycles after the first PV cycle of the last tile; NORM
+    (norm_cycles) once it is done and the lanes are idle; then one `clear`. Returns (per-cycle control dicts,
+    per-cycle inputs, per-cycle checks)."""
+    d, s, lag, lp = cfg.head_dim, cfg.rd_delay, cfg.lane_delay, cfg.lane_pipe
     events, inputs, checks = {}, {}, {}
 
     def at(cycle, **fields):
@@ -175,36 +189,39 @@ def lane_schedule(cfg, tiles, gaps):
         checks.setdefault(cycle, []).append((what, tile))
     start, g1s = 0, []
     for i, ((lm, sld, slnv), gap) in enumerate(zip(tiles, gaps)):
-        g1 = start + gap + d
-        pv0 = g1 + 2
+        g1 = start + gap + d + cfg.max_pipe
+        g2 = g1 + 1 + cfg.exp_pipe
+        pv0 = g2 + 1
         at(g1, g1=1)
-        at(g1 + 1, g2=1)
-        at(pv0, rd_step=1)
-        at(pv0 + 1, rd_step2=1)
+        at(g2, g2=1)
+        at(pv0 + s, rd_step=1)
+        at(pv0 + s + 1, rd_step2=1)
         for f in range(d):
-            at(pv0 + 2 + f, lane_step=1)
-            inputs.setdefault(pv0 + 2 + f, {})["slnv"] = slnv[f]
-        at(pv0 + 2 + d, lane_tail=1)
+            at(pv0 + lag + f, lane_step=1)
+            inputs.setdefault(pv0 + lag + f, {})["slnv"] = slnv[f]
+        for t in range(1 + lp):
+            at(pv0 + lag + d + t, lane_tail=1)
         inputs.setdefault(g1, {})["lm"] = lm
-        for c in range(pv0, pv0 + d):                     # the column's probability sum, stable through PV
+        for c in range(pv0 + s, pv0 + s + d):             # the column's probability sum, stable through PV
             inputs.setdefault(c, {})["sld"] = sld
-        for cycle, what in ((g1, "rm"), (g1 + 1, "prm"), (pv0 + 1, "rd"), (pv0 + 2 + d, "rnv")):
+        for cycle, what in ((g1, "rm"), (g2, "prm"), (pv0 + s + 1, "rd"), (pv0 + lag + d + lp, "rnv")):
             check(cycle, what, i)
         g1s.append(g1)
         start = pv0 + d                                   # the next S phase may start right after PV
-    at(pv0 + 1, recip_init=1)
-    for c in range(pv0 + 2, pv0 + 2 + cfg.recip_bits):
+    at(pv0 + s + 1, recip_init=1)
+    for c in range(pv0 + s + 2, pv0 + s + 2 + cfg.recip_bits):
         at(c, recip_step=1)
-    norm_enter = max(pv0 + 2 + cfg.recip_bits, pv0 + d + 2)   # recip done and no lane rotation due
+    norm_enter = max(pv0 + s + 2 + cfg.recip_bits, pv0 + d + lag + lp)   # recip done, no lane rotation due
     check(norm_enter, "recip")
-    for c in range(norm_enter, norm_enter + d + 2):
+    nc = cfg.norm_cycles
+    for c in range(norm_enter, norm_enter + nc + 1):
         at(c, norm_next=1)
-    for c in range(norm_enter + 1, norm_enter + d + 2):
+    for c in range(norm_enter + 1, norm_enter + nc + 1):
         at(c, norm_step=1)
-    check(norm_enter + d + 1, "out")
-    at(norm_enter + d + 2, clear=1)
-    check(norm_enter + d + 2, "cleared")
-    n = norm_enter + d + 3
+    check(norm_enter + nc, "out")
+    at(norm_enter + nc + 1, clear=1)
+    check(norm_enter + nc + 1, "cleared")
+    n = norm_enter + nc + 2
     ctl = []
     g1s.append(n)
     for c in range(n):            # first / was_first are registers in the array, updated at every G1
