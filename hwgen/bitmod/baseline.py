@@ -26,13 +26,17 @@ from hwgen.blocks.trees import max_tree
 
 
 class Int8MacArray(wiring.Component):
-    """y[r, c] = sum over the beats of a vector of sum_m a[r, m] * w[c, m] (exact, `acc_bits` signed)."""
+    """y[r, c] = sum over the beats of a vector of sum_m a[r, m] * w[c, m] (exact, `acc_bits` signed); a is INT8,
+    w is signed `weight_bits` wide (8: INT8 x INT8; 4: the INT8 x INT4 array a 4-bit-weight design competes with)."""
 
-    def __init__(self, rows: int, cols: int, macs: int, acc_bits: int):
+    def __init__(self, rows: int, cols: int, macs: int, acc_bits: int, weight_bits: int = 8):
+        if weight_bits not in range(2, 9):
+            raise ValueError(f"weight_bits: got {weight_bits!r}, allowed: 2..8")
         self.rows, self.cols, self.macs, self.acc_bits = rows, cols, macs, acc_bits
+        self.weight_bits = weight_bits
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
-                "w": data.ArrayLayout(8, cols * macs), "a": data.ArrayLayout(8, rows * macs), "last": 1}))),
+                "w": data.ArrayLayout(weight_bits, cols * macs), "a": data.ArrayLayout(8, rows * macs), "last": 1}))),
             "o": Out(stream.Signature(data.StructLayout({"y": data.ArrayLayout(acc_bits, rows * cols)}))),
         })
 
@@ -51,7 +55,7 @@ class Int8MacArray(wiring.Component):
                 for k in range(self.macs):
                     # a named 16-bit product per multiplier (also sidesteps a Yosys 0.70 ABC9 assertion on ECP5
                     # seen with 4 anonymous products per PE)
-                    prod = Signal(signed(16), name=f"prod{r}_{c}_{k}")
+                    prod = Signal(signed(8 + self.weight_bits), name=f"prod{r}_{c}_{k}")
                     m.d.comb += prod.eq(p.a[r * self.macs + k].as_signed() * p.w[c * self.macs + k].as_signed())
                     prods.append(prod)
                 total = prods[0]
@@ -67,16 +71,20 @@ class Int8MacArray(wiring.Component):
 
 class Int8Fp16MacArray(wiring.Component):
     """y * 2^(e - 25 - guard) ~= sum over the beats of a vector of sum_m a[r, m] * w[c, m], a FP16 (bit patterns),
-    w int8; per PE and cycle: |w| * mantissa (19 bits), shift right by (max exponent - exponent) after `guard`
+    w signed `weight_bits` (default 8; 4 for the INT4 x FP16 array); per PE and cycle: |w| * mantissa (19 bits),
+    shift right by (max exponent - exponent) after `guard`
     extra bits (truncation), sign, adder tree, block-floating-point accumulator. Inf/NaN count as zero and set
     nonfinite[r]. Resource baseline only (see benchmarks/bitmod_hw.py); checked in tests/bitmod/test_bitmod_hw_fp16.py."""
 
-    def __init__(self, rows: int, cols: int, macs: int, acc_bits: int, guard: int = 3, prealign: bool = False):
+    def __init__(self, rows: int, cols: int, macs: int, acc_bits: int, guard: int = 3, prealign: bool = False,
+                 weight_bits: int = 8):
+        if weight_bits not in range(2, 9):
+            raise ValueError(f"weight_bits: got {weight_bits!r}, allowed: 2..8")
         self.rows, self.cols, self.macs, self.acc_bits, self.guard = rows, cols, macs, acc_bits, guard
-        self.prealign = prealign
+        self.prealign, self.weight_bits = prealign, weight_bits
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
-                "w": data.ArrayLayout(8, cols * macs), "a": data.ArrayLayout(16, rows * macs), "last": 1}))),
+                "w": data.ArrayLayout(weight_bits, cols * macs), "a": data.ArrayLayout(16, rows * macs), "last": 1}))),
             "o": Out(stream.Signature(data.StructLayout({
                 "y": data.ArrayLayout(acc_bits, rows * cols), "e": data.ArrayLayout(6, rows * cols),
                 "nonfinite": data.ArrayLayout(1, rows)}))),
@@ -103,7 +111,7 @@ class Int8Fp16MacArray(wiring.Component):
         for c in range(self.cols):
             for l in range(k):
                 w = p.w[c * k + l].as_signed()
-                mag = Signal(8, name=f"w{c}_{l}_mag")
+                mag = Signal(self.weight_bits, name=f"w{c}_{l}_mag")
                 m.d.comb += mag.eq(Mux(w < 0, -w, w))
                 wmag.append((w < 0, mag))
         if self.prealign:

