@@ -3,7 +3,7 @@
     python benchmarks/link_ber.py [--programs 40] [--baud 115200] [--out docs/results]
 
 Each program is a small int8 GEMM on `system-default`'s sparse-chain engine (CLEAR, WRITE/RUN/READ chunks,
-COUNTERS, STATUS: 18 command and data words of 256 bits out, 13 reply words back) run through `LinkHost` against
+COUNTERS, STATUS: 31 command and data words of 256 bits out, 12 reply words back) run through `LinkHost` against
 the board's reference model (`BridgeModel` around the golden system) over a bit-level 8N1 line with independent
 bit flips in both directions, plus one row with lost and doubled bytes and board resets. Counts every program as
 correct (replies equal the golden system's), stopped (LinkError) or wrong; wrong must be 0. Throughput: payload
@@ -35,7 +35,6 @@ def programs(backend, n):
         beats = pack_gemm(rng.integers(-127, 128, (3, 16)), rng.integers(-128, 128, (16, 2)), "dense",
                           chain.stages, chain.x_width, weight_bits=chain.weight_bits)
         p, _ = backend.program(chain, beats)
-        p.status()
         out.append((p.words, [w or 0 for w in GoldenSystem(backend.manifest).execute(p.words)], p.reply_words()))
     return out
 

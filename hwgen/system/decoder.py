@@ -209,6 +209,7 @@ class CommandDecoder(wiring.Component):
                              for name in COUNTER_NAMES))
             info = Cat(Const(INFO_MAGIC, 32), Const(VERSION, 8), Const(n_eng, 8), errors)
             status = Signal(64)
+            m.d.comb += status.eq(0)                   # the bits between the fields read 0
             for name, value in (("errors", errors), ("error_code", err_code), ("error_op", err_op),
                                 ("error_engine", err_engine), ("busy", Cat(*self.busy)), ("commands", commands)):
                 offset, width = STATUS_FIELDS[name]

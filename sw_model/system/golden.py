@@ -521,6 +521,19 @@ class GoldenSystem:
         return sum(v << f[k]["offset"] for k, v in values.items())
 
 
+def status_error(sys: dict, status: dict) -> str | None:
+    """The driver's message for a STATUS reply that reports dropped commands, or None if it reports none."""
+    if not status["errors"]:
+        return None
+    codes = {v: k for k, v in sys["errors"].items()}
+    ops = {v: k for k, v in sys["opcodes"].items()}
+    op = ops.get(status["error_op"], f"unknown opcode {status['error_op']}")
+    return (f"system: the command decoder dropped {status['errors']} command(s); the first: "
+            f"{codes.get(status['error_code'], status['error_code'])} ({op}, engine {status['error_engine']}); "
+            f"allowed: known opcodes, engines 0..{len(sys['engines']) - 1}, addr + count <= spad_depth "
+            f"{sys['spad_depth']}")
+
+
 def program_cycles(program: Program) -> int:
     """The documented cycle model (`CycleModel`) of a program on the RTL when the host offers a word every cycle
     and takes every reply word at once: cycles from the first header's handshake to the last reply word's, plus

@@ -25,7 +25,6 @@ def inference(seed: int):
     beats = pack_gemm(rng.integers(-127, 128, (3, 16)), rng.integers(-128, 128, (16, 2)), "dense", chain.stages,
                       chain.x_width, weight_bits=chain.weight_bits)
     program, _ = BACKEND.program(chain, beats)
-    program.status()
     want = [w or 0 for w in GoldenSystem(MANIFEST).execute(program.words)]     # counters: 0 in the model
     return program.words, want, program.reply_words()
 
