@@ -224,7 +224,7 @@ def test_run_controller_rejects_a_marker_field_the_engine_lacks():
 
 # --- command decoder ----------------------------------------------------------------------------------------------
 
-IN_W, OUT_W = [100, 40], [70, 8]          # 64-bit words: WRITE beats of 2 and 1 words, READ beats of 2 and 1
+IN_W, OUT_W = [150, 40], [70, 8]          # 64-bit words: WRITE beats of 3 and 1 words, READ beats of 2 and 1
 OUT_INIT = [[(0xABC << 50) + 7 * a for a in range(DEPTH)], [(5 * a + 1) & 0xFF for a in range(DEPTH)]]
 
 
@@ -290,7 +290,7 @@ def test_decoder_writes_reads_and_replies():
     beats1 = [rng.getrandbits(IN_W[1]) for _ in range(2)]
     words = [header(Opcode.WRITE, 0, addr=13, count=3)]       # up to the last address (addr + count = depth)
     for b in beats0:
-        words += [b & (2 ** 64 - 1), b >> 64]
+        words += [b & (2 ** 64 - 1), (b >> 64) & (2 ** 64 - 1), b >> 128]
     words += [header(Opcode.WRITE, 1, addr=4, count=2), *beats1,
               header(Opcode.READ, 0, addr=14, count=2), header(Opcode.READ, 1, addr=3, count=3),
               header(Opcode.READ, 1, addr=0, count=0), header(Opcode.NOP),
@@ -368,12 +368,12 @@ def test_decoder_holds_writes_and_reads_that_overlap_an_active_run():
     so does everything on engine 1."""
     run = header(Opcode.RUN, 0, addr=4, count=4, addr2=10, count2=2)
     free_at = 40
-    cases = [([header(Opcode.WRITE, 0, addr=8, count=1), 1, 2], False),
+    cases = [([header(Opcode.WRITE, 0, addr=8, count=1), 1, 2, 3], False),
              ([header(Opcode.READ, 0, addr=9, count=1)], False),
              ([header(Opcode.WRITE, 1, addr=4, count=4), 1, 2, 3, 4], False),
              ([header(Opcode.READ, 0, addr=0, count=0)], False),
-             ([header(Opcode.WRITE, 0, addr=7, count=1), 1, 2], True),
-             ([header(Opcode.WRITE, 0, addr=0, count=5), *range(10)], True),
+             ([header(Opcode.WRITE, 0, addr=7, count=1), 1, 2, 3], True),
+             ([header(Opcode.WRITE, 0, addr=0, count=5), *range(15)], True),
              ([header(Opcode.READ, 0, addr=11, count=1)], True),
              ([header(Opcode.READ, 0, addr=8, count=3)], True)]
     for second, waits in cases:
