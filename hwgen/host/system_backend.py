@@ -6,7 +6,8 @@
             (`hwgen.sim.uart_bulk`), paced as a real host must pace a link that buffers one beat
 
 Every operation becomes: CLEAR, then per chunk that fits the scratchpads WRITE the engine's input beats, RUN,
-READ the results, and finally COUNTERS. All addresses, opcodes and widths come from the design's manifest.
+READ the results, and finally COUNTERS and STATUS. All addresses, opcodes and widths come from the design's
+manifest. A STATUS reply that reports dropped commands raises `CommandError`.
 """
 from __future__ import annotations
 
@@ -33,10 +34,15 @@ from sw_model.system.golden import (
     _signed,
     decode_replies,
     program_cycles,
+    status_error,
     vector_plan,
 )
 
 TARGETS = ("golden", "rtl", "board")
+
+
+class CommandError(RuntimeError):
+    """The system's decoder dropped commands (its STATUS reply says how many and why)."""
 
 
 class SystemBackend:
@@ -81,16 +87,22 @@ class SystemBackend:
                          f"it has {', '.join(self.config.engine_names)}")
 
     def execute(self, program: Program) -> tuple[list, dict]:
-        """Run a whole program; returns the decoded replies and {cycles, sim_seconds}."""
+        """Run a whole program; returns the decoded replies and {cycles, sim_seconds}. Raises CommandError if a
+        STATUS reply reports dropped commands."""
         if self.name == "golden":
-            return decode_replies(program, GoldenSystem(self.manifest).execute(program.words)), \
+            replies, stats = decode_replies(program, GoldenSystem(self.manifest).execute(program.words)), \
                 {"cycles": None, "sim_seconds": 0.0}
-        if self.name == "rtl":
+        elif self.name == "rtl":
             res = run_bulk(self.config, program.words, program.reply_words(), gap=self.gap,
                            backpressure=self.backpressure, sim=self.sim, name=self.system_name.replace("-", "_"))
-            return decode_replies(program, res["outputs"]), {"cycles": res["cycles"],
-                                                             "sim_seconds": res["sim_seconds"]}
-        return self._execute_board(program)
+            replies, stats = decode_replies(program, res["outputs"]), {"cycles": res["cycles"],
+                                                                       "sim_seconds": res["sim_seconds"]}
+        else:
+            replies, stats = self._execute_board(program)
+        for reply, (kind, _, _) in zip(replies, program.replies):
+            if kind == "status" and status_error(program.sys, reply):
+                raise CommandError(f"{status_error(program.sys, reply)} ({self.name} backend)")
+        return replies, stats
 
     def _execute_board(self, program: Program) -> tuple[list, dict]:
 
@@ -144,7 +156,7 @@ class SystemBackend:
             if previous:
                 program.read(e, *previous)
             previous = (base, n_out)
-        program.wait(e).read(e, *previous).counters(e)
+        program.wait(e).read(e, *previous).counters(e).status()
         return program, e
 
     def run_engine(self, config, beats: dict, plan=None) -> tuple[dict, dict]:
@@ -152,8 +164,8 @@ class SystemBackend:
         codes; one beat per vector, or one per query for the attention array) and the stats."""
         program, e = self.program(config, beats, plan)
         replies, stats = self.execute(program)
-        out_beats = [b for r in replies[:-1] for b in r]
-        counters = replies[-1]
+        out_beats = [b for r in replies[:-2] for b in r]
+        counters = replies[-2]
         stats.update(model_cycles=program_cycles(program),
                      beats=counters["in_beats"] if counters["in_beats"] is not None else len(next(iter(beats.values()))),
                      engine_busy=counters["busy"], in_stall=counters["in_stall"])

@@ -20,13 +20,17 @@ of a command word (layout and opcodes in the manifest):
     COUNTERS engine                       reply: one word per counter (COUNTER_NAMES), zero-extended
     CLEAR                                 zero every performance counter (cycles counts from here on)
     INFO                                  reply: one word (INFO_* fields)
+    STATUS                                reply: one word (STATUS_FIELDS: errors since the last STATUS, the first
+                                          one's cause, busy engines, headers taken); clears the errors
     NOP
 
 READ and COUNTERS do not wait for a run: the host puts WAIT (or the next RUN of that engine) before reading what
-a run wrote. Beats are split into words little-endian (payload bit k is bit k % host_width of word k //
-host_width). Addresses wrap modulo spad_depth. A command with an unknown opcode or engine index is dropped and
-counted in INFO's error field (the driver checks every field before it sends, so this only catches link
-corruption).
+a run wrote. A WRITE into the input range or a READ of the output range of an engine's active run waits for the
+run to end, so no program sees a half-written scratchpad. Beats are split into words little-endian (payload bit
+k is bit k % host_width of word k // host_width). A command with an unknown opcode, an engine index the system
+lacks, or a range past the end of a scratchpad (addr + count > spad_depth; a run-marker engine's output beyond
+count2 markers still wraps) is dropped and counted in the STATUS and INFO error fields; a dropped WRITE of a
+valid engine takes and discards its data words.
 
 Timing: WRITE takes one word per cycle; READ sends one word per cycle after 2 cycles; a RUN of n beats on an II=1
 engine of latency L keeps the engine busy for n + L + 1 cycles after its header (sw_model.system.golden.program_cycles
@@ -44,7 +48,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwgen.payload import payload_fields
-from hwgen.system.commands import INFO_FIELDS, INFO_MAGIC, VERSION, Opcode, header_layout, words
+from hwgen.system.commands import ERROR_CODES, INFO_FIELDS, INFO_MAGIC, STATUS_FIELDS, VERSION, Opcode, header_layout, words
 from hwgen.system.counters import COUNTER_BITS, COUNTER_NAMES, PerfCounters
 from hwgen.system.decoder import CommandDecoder
 from hwgen.system.run_controller import RunController
@@ -53,8 +57,8 @@ from hwgen.units import build_unit
 from sw_model.config import config_to_dict
 from sw_model.system.config import SystemConfig
 
-__all__ = ["COUNTER_BITS", "COUNTER_NAMES", "INFO_FIELDS", "INFO_MAGIC", "VERSION", "Opcode", "System",
-           "header_layout", "words"]
+__all__ = ["COUNTER_BITS", "COUNTER_NAMES", "ERROR_CODES", "INFO_FIELDS", "INFO_MAGIC", "STATUS_FIELDS", "VERSION",
+           "Opcode", "System", "header_layout", "words"]
 
 
 class System(wiring.Component):
@@ -98,13 +102,17 @@ class System(wiring.Component):
                            "counters": list(COUNTER_NAMES), "counter_bits": COUNTER_BITS,
                            "info": {"magic_value": INFO_MAGIC, **{k: {"offset": o, "width": n}
                                                             for k, (o, n) in INFO_FIELDS.items()}},
+                           "status": {k: {"offset": o, "width": n} for k, (o, n) in STATUS_FIELDS.items()},
+                           "errors": dict(ERROR_CODES),
                            "engines": engines}}
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
         widths = [self._widths(eng) for eng in self.engines]
-        m.submodules.decoder = dec = CommandDecoder(cfg, [iw for iw, _ in widths], [ow for _, ow in widths])
+        m.submodules.decoder = dec = CommandDecoder(cfg, [iw for iw, _ in widths], [ow for _, ow in widths],
+                                                    [getattr(eng, "RUN_MARKER", None) is not None
+                                                     for eng in self.engines])
         m.submodules.replies = replies = ReplySerializer(host_width=cfg.host_width, max_words=dec.beat_words)
         m.submodules.counters = counters = PerfCounters(len(self.engines))
         wiring.connect(m, wiring.flipped(self.i), dec.i)

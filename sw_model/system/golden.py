@@ -119,6 +119,23 @@ class Program:
         self._answers(("info", 0, 1))
         return self
 
+    def status(self) -> "Program":
+        """STATUS: errors since the last STATUS (and the first one's cause), busy engines, headers taken."""
+        self.words.append(self._header("STATUS"))
+        self._answers(("status", 0, 1))
+        return self
+
+    def nop(self) -> "Program":
+        self.words.append(self._header("NOP"))
+        return self
+
+    def raw(self, words, reply: tuple | None = None) -> "Program":
+        """Words appended unchecked (tests of malformed commands); `reply` is what they answer, if anything."""
+        self.words += [int(x) for x in words]
+        if reply is not None:
+            self._answers(reply)
+        return self
+
     def _answers(self, reply: tuple):
         self.replies.append(reply)
         self.reply_at.append(len(self.words))
@@ -126,7 +143,7 @@ class Program:
     def _reply_size(self, reply: tuple) -> int:
         kind, e, count = reply
         return count * self.engine(e)["out_words"] if kind == "read" else \
-            len(self.sys["counters"]) if kind == "counters" else 1
+            len(self.sys["counters"]) if kind == "counters" else 1        # info, status: one word
 
     def reply_words(self) -> int:
         return sum(self._reply_size(r) for r in self.replies)
@@ -145,7 +162,7 @@ class Program:
 
 def decode_replies(program: Program, words: list[int]) -> list:
     """Reply words -> one result per answering command: read -> list of beat payloads; counters -> dict
-    (None values from the golden model); info -> dict of the INFO fields."""
+    (None values from the untimed golden model); info / status -> dict of the INFO / STATUS fields."""
     if len(words) != program.reply_words():
         raise ProgramError(f"replies: got {len(words)} words, expected {program.reply_words()}: the run is incomplete")
     out, pos, w = [], 0, program.width
@@ -162,9 +179,9 @@ def decode_replies(program: Program, words: list[int]) -> list:
             out.append(dict(zip(names, words[pos:pos + len(names)])))
             pos += len(names)
         else:
-            info = program.sys["info"]
+            fields = program.sys["info" if kind == "info" else "status"]
             out.append({k: (words[pos] >> f["offset"]) & ((1 << f["width"]) - 1)
-                        for k, f in info.items() if isinstance(f, dict)})
+                        for k, f in fields.items() if isinstance(f, dict)})
             pos += 1
     return out
 
@@ -287,10 +304,102 @@ def _taken(marker: dict | None, out: dict, count2: int) -> int | None:
     return int(marks[count2 - 1]) + 1 if len(marks) >= count2 else None
 
 
-class GoldenSystem:
-    """Executes command words on numpy scratchpads and the engines' golden models; returns the reply words."""
+ENGINE_OPS = ("WRITE", "RUN", "WAIT", "READ", "COUNTERS")
 
-    def __init__(self, manifest: dict):
+
+def header_fields(sys: dict, word: int) -> dict:
+    return {f["name"]: (word >> f["offset"]) & ((1 << f["width"]) - 1) for f in sys["header"]}
+
+
+def command_error(sys: dict, op: str | None, h: dict) -> str | None:
+    """Why the decoder drops this header (a key of the manifest's `errors`), or None: the checks of
+    `hwgen.system.decoder.CommandDecoder` in the same order."""
+    depth = sys["spad_depth"]
+    if op is None:
+        return "OPCODE"
+    if op in ENGINE_OPS and h["engine"] >= len(sys["engines"]):
+        return "ENGINE"
+    if op in ("WRITE", "READ", "RUN") and (h["addr"] + h["count"] > depth
+                                           or op == "RUN" and h["addr2"] + h["count2"] > depth):
+        return "RANGE"
+    return None
+
+
+class CycleModel:
+    """The documented cycle model of the decoder, the reply serializer and the engines' busy intervals, with the
+    host offering a word every cycle and taking every reply word at once (docs/system.md, "Cycle model").
+
+    Cycles count from the first header's handshake (cycle 0). Call `command` once per header in program order;
+    it returns the cycle in which the header is taken and, for a command that replies, the cycle in which the
+    serializer loads its beat (the counters and STATUS show the registers of that cycle). `end` is the cycle after
+    which the last reply word has been sent so far."""
+
+    def __init__(self, sys: dict):
+        self.sys = sys
+        self.t = self.end = self.s_free = 0
+        self.free: dict[int, int] = {}            # engine -> first cycle its busy flag is low again
+        self.ranges: dict[int, tuple] = {}        # engine -> input and output range of its last RUN
+
+    def _overlaps(self, e: int, h: dict, which: int) -> bool:
+        if e not in self.ranges or not h["count"]:
+            return False
+        lo, hi = self.ranges[e][which]
+        return lo < hi and h["addr"] < hi and lo < h["addr"] + h["count"]
+
+    def command(self, op: str | None, h: dict, error: str | None, busy_cycles: int = 0) -> tuple[int, int | None]:
+        """(cycle taken, cycle the reply beat loads or None). `busy_cycles`: for a RUN, the cycles its engine
+        stays busy after the header ((n - 1) * II + L + 3 for n beats on an engine of initiation interval II and
+        latency L; 0 for an empty run)."""
+        e, eng = h["engine"], None
+        if error is None and op in ENGINE_OPS:
+            eng = self.sys["engines"][e]
+        wait_for = None
+        if op == "RUN" and h["engine"] < len(self.sys["engines"]):
+            wait_for = e                               # a RUN waits for its engine even when it is dropped
+        elif error is None and op == "WRITE" and self._overlaps(e, h, 0):
+            wait_for = e
+        elif error is None and op == "READ" and (eng.get("run_marker") and e in self.ranges
+                                                 or self._overlaps(e, h, 1)):
+            wait_for = e
+        if wait_for is not None:
+            self.t = max(self.t, self.free.get(wait_for, 0))
+        taken, load = self.t, None
+        if op == "WRITE" and error != "ENGINE" and error != "OPCODE":
+            self.t += 2 + h["count"] * self.sys["engines"][e]["in_words"]      # a dropped WRITE takes its words
+        elif error is not None:
+            self.t += 1
+        elif op == "RUN":
+            self.free[e] = taken + busy_cycles + 1
+            self.ranges[e] = ((h["addr"], h["addr"] + h["count"]), (h["addr2"], h["addr2"] + h["count2"]))
+            self.t += 1
+        elif op == "WAIT":
+            self.t = max(self.t + 1, self.free.get(e, 0)) + 1
+        elif op == "READ" and h["count"]:
+            k, c = eng["out_words"], h["count"]
+            load = max(self.t + 2, self.s_free)
+            self.end = self.s_free = load + c * k
+            self.t = load + (c - 1) * k + 2
+        elif op in ("INFO", "COUNTERS", "STATUS"):
+            load = max(self.t + 1, self.s_free)
+            self.end = self.s_free = load + (len(self.sys["counters"]) if op == "COUNTERS" else 1)
+            self.t = load + 1
+        else:
+            self.t += 2 if op == "READ" else 1
+        return taken, load
+
+
+class GoldenSystem:
+    """Executes command words on numpy scratchpads and the engines' golden models; returns the reply words.
+
+    Malformed headers are dropped and counted as the decoder does (`command_error`; STATUS reports and clears
+    them). The scratchpads hold what the commands, executed one after the other, leave there: the RTL's hazard
+    interlocks make that its behaviour too. With `timed=True` the model also follows `CycleModel` and gives the
+    exact performance counters and STATUS busy flags of a host that offers a word every cycle and takes every
+    reply at once (the bulk testbench without gaps or backpressure), for engines of fixed latency and II = 1 that
+    give one output per `last` beat and RUNs whose `count2` takes every output; otherwise the counters are None
+    and the busy flags 0."""
+
+    def __init__(self, manifest: dict, timed: bool = False):
         self.sys = manifest["system"]
         depth = self.sys["spad_depth"]
         self.spad_in = [[0] * depth for _ in self.sys["engines"]]
@@ -301,30 +410,58 @@ class GoldenSystem:
                                    f"allowed: {', '.join(ENGINE_MODELS)}")
         self.configs = [config_from_dict(e["config"]) for e in self.sys["engines"]]
         self.states = [{} for _ in self.sys["engines"]]
+        self.errors, self.first_error, self.commands = 0, (0, 0, 0), 0
+        self.timed = timed
+        self.model = CycleModel(self.sys)
+        self.clear_at = None                       # cycle of the last CLEAR (None: the cycle counter is unknown)
+        self.runs = [[] for _ in self.sys["engines"]]    # per engine: (busy from, busy to, in from, in to, out cycles)
+
+    def _run_timing(self, eng: dict, h: dict, beats: dict, n_out: int) -> int:
+        """Busy cycles of this RUN: its beats enter in the 3rd .. (n+2)-th cycle after the header (the run
+        controller's two read stages), the output of a vector L cycles after its `last` beat, and the run is busy
+        until both are done. Switches the counters to unknown (None) for a RUN the cycle model does not cover
+        (counters are modelled for II = 1 engines only)."""
+        n, latency, ii = h["count"], eng.get("latency"), eng.get("ii")
+        if not n:
+            return 0
+        ends = np.flatnonzero(np.asarray(beats["last"])) if "last" in beats else None
+        if latency is None or ii != 1 or ends is None or len(ends) != n_out or n_out != h["count2"]:
+            self.timed = False
+            return (n - 1) * (ii or 1) + (latency or 0) + 3
+        return max(n + 2, int(ends[-1]) + 3 + latency) if n_out else n + 2
+
+    def _counters(self, e: int, x: int) -> list[int]:
+        lo = -1 << 60 if self.clear_at is None else self.clear_at + 1
+
+        def span(a, b):
+            return max(0, min(b, x - 1) - max(a, lo) + 1)
+        busy = sum(span(r[0], r[1]) for r in self.runs[e])
+        ins = sum(span(r[2], r[3]) for r in self.runs[e])
+        outs = sum(lo <= c <= x - 1 for r in self.runs[e] for c in r[4])
+        cycles = None if self.clear_at is None else x - self.clear_at - 1
+        return [cycles, busy, ins, outs, 0]
+
+    def _error(self, code: str, h: dict):
+        if self.errors == 0:
+            self.first_error = (self.sys["errors"][code], h["op"], h["engine"])
+        self.errors = min(self.errors + 1, 0xFFFF)
 
     def execute(self, words: list[int]) -> list[int]:
         w, depth = self.sys["host_width"], self.sys["spad_depth"]
         ops = {v: k for k, v in self.sys["opcodes"].items()}
-        hdr = {f["name"]: f for f in self.sys["header"]}
         replies, pos = [], 0
         while pos < len(words):
             word = words[pos]
             pos += 1
-            h = {k: (word >> f["offset"]) & ((1 << f["width"]) - 1) for k, f in hdr.items()}
+            h = header_fields(self.sys, word)
             op, e = ops.get(h["op"]), h["engine"]
+            error = command_error(self.sys, op, h)
             eng = self.sys["engines"][e] if e < len(self.sys["engines"]) else None
-            if op is None or (op in ("WRITE", "RUN", "WAIT", "READ", "COUNTERS") and eng is None):
-                raise ProgramError(f"command word {pos - 1}: op {h['op']} engine {e} is not valid for this system")
-            if op == "WRITE":
-                k = eng["in_words"]
-                for j in range(h["count"]):
-                    beat = sum(words[pos + i] << (i * w) for i in range(k)) & ((1 << eng["in_width"]) - 1)
-                    self.spad_in[e][(h["addr"] + j) % depth] = beat
-                    pos += k
-            elif op == "RUN":
-                beats = [self.spad_in[e][(h["addr"] + j) % depth] for j in range(h["count"])]
-                out = ENGINE_MODELS[eng["unit"]](self.configs[e], unpack_beats(eng["in_fields"], beats),
-                                                 self.states[e])
+            self.commands = (self.commands + 1) & 0xFFFF
+            busy_cycles, record = 0, None
+            if error is None and op == "RUN":
+                beats_in = unpack_beats(eng["in_fields"], [self.spad_in[e][h["addr"] + j] for j in range(h["count"])])
+                out = ENGINE_MODELS[eng["unit"]](self.configs[e], beats_in, self.states[e])
                 out_beats = pack_beats(eng["out_fields"], out) if len(next(iter(out.values()))) else []
                 taken = _taken(eng.get("run_marker"), out, h["count2"])
                 if taken is None:
@@ -332,65 +469,129 @@ class GoldenSystem:
                                        f"inputs, the command waits for {h['count2']} "
                                        f"{'markers' if eng.get('run_marker') else 'beats'} (the hardware would hang)")
                 for j in range(taken):
-                    self.spad_out[e][(h["addr2"] + j) % depth] = out_beats[j]
+                    self.spad_out[e][(h["addr2"] + j) % depth] = out_beats[j]     # marker runs may write past count2
+                if self.timed:
+                    busy_cycles = self._run_timing(eng, h, beats_in, len(out_beats))
+                    ends = np.flatnonzero(np.asarray(beats_in.get("last", [])))
+                    record = (ends, eng.get("latency") or 0)
+            cycle, load = self.model.command(op, h, error, busy_cycles)
+            if record is not None and h["count"]:
+                ends, latency = record
+                self.runs[e].append((cycle + 1, cycle + busy_cycles, cycle + 3, cycle + h["count"] + 2,
+                                     [cycle + 3 + int(j) + latency for j in ends]))
+            if error is not None:
+                self._error(error, h)
+                if op == "WRITE" and error == "RANGE":
+                    pos += h["count"] * eng["in_words"]
+                continue
+            if op == "WRITE":
+                k = eng["in_words"]
+                if pos + h["count"] * k > len(words):
+                    raise ProgramError(f"command word {pos - 1}: WRITE of {h['count']} beats needs "
+                                       f"{h['count'] * k} data words, the program has {len(words) - pos} left")
+                for j in range(h["count"]):
+                    beat = sum(words[pos + i] << (i * w) for i in range(k)) & ((1 << eng["in_width"]) - 1)
+                    self.spad_in[e][h["addr"] + j] = beat
+                    pos += k
             elif op == "READ":
                 k = eng["out_words"]
                 for j in range(h["count"]):
-                    beat = self.spad_out[e][(h["addr"] + j) % depth]
+                    beat = self.spad_out[e][h["addr"] + j]
                     replies += [(beat >> (i * w)) & ((1 << w) - 1) for i in range(k)]
+            elif op == "CLEAR":
+                self.clear_at = cycle
             elif op == "COUNTERS":
-                replies += [None] * len(self.sys["counters"])
+                replies += self._counters(e, load) if self.timed else [None] * len(self.sys["counters"])
             elif op == "INFO":
                 info = self.sys["info"]
                 replies.append((info["magic_value"] << info["magic"]["offset"])
                                | (self.sys["version"] << info["version"]["offset"])
-                               | (len(self.sys["engines"]) << info["engines"]["offset"]))
+                               | (len(self.sys["engines"]) << info["engines"]["offset"])
+                               | (self.errors << info["errors"]["offset"]))
+            elif op == "STATUS":
+                replies.append(self._status(load))
+                self.errors, self.first_error = 0, (0, 0, 0)
         return replies
+
+    def _status(self, x: int) -> int:
+        f = self.sys["status"]
+        busy = 0
+        if self.timed:
+            busy = sum(1 << e for e, runs in enumerate(self.runs) if runs and runs[-1][0] <= x <= runs[-1][1])
+        values = {"errors": self.errors, "error_code": self.first_error[0], "error_op": self.first_error[1],
+                  "error_engine": self.first_error[2], "busy": busy, "commands": self.commands}
+        return sum(v << f[k]["offset"] for k, v in values.items())
+
+
+def status_error(sys: dict, status: dict) -> str | None:
+    """The driver's message for a STATUS reply that reports dropped commands, or None if it reports none."""
+    if not status["errors"]:
+        return None
+    codes = {v: k for k, v in sys["errors"].items()}
+    ops = {v: k for k, v in sys["opcodes"].items()}
+    op = ops.get(status["error_op"], f"unknown opcode {status['error_op']}")
+    return (f"system: the command decoder dropped {status['errors']} command(s); the first: "
+            f"{codes.get(status['error_code'], status['error_code'])} ({op}, engine {status['error_engine']}); "
+            f"allowed: known opcodes, engines 0..{len(sys['engines']) - 1}, addr + count <= spad_depth "
+            f"{sys['spad_depth']}")
 
 
 def program_cycles(program: Program) -> int:
-    """The documented cycle model of a program on the RTL when the host offers a word every cycle and takes every
-    reply word at once: cycles from the first header's handshake to the last reply word's, plus one.
-
-    The decoder takes a command's header at cycle t and is free again at: CLEAR/NOP t+1; WRITE of n beats
-    t + 2 + n * in_words. RUN of n beats on an engine e of initiation interval II and latency L is taken at
-    a = max(t, free[e]) (it waits for the engine's previous run), frees the decoder at a+1 and keeps the engine
-    busy until free[e] = a + (n - 1) * II + L + 4 (its `busy` counter grows by (n - 1) * II + L + 3; with II = 1:
-    n + L + 2; the two read stages of the run controller put the first beat into the engine at a + 3). WAIT frees the decoder at
-    max(t+1, free[e]) + 1. Replies leave through one serializer, one word per cycle: it loads a beat at cycle
-    L0 = max(start, when it last went free) and sends its words in the following cycles. INFO/COUNTERS: start t+1,
-    decoder free at L0 + 1. READ of c beats of k words: start t+2, beat j loads at L0 + j*k, decoder free at
-    L0 + (c-1)*k + 2 (t+2 when c = 0). None when a RUN uses an engine without a fixed latency and II."""
-    hdr = {f["name"]: f for f in program.sys["header"]}
-    ops = {v: k for k, v in program.sys["opcodes"].items()}
-    t = end = s_free = pos = 0
-    free: dict[int, int] = {}
-    words = program.words
+    """The documented cycle model (`CycleModel`) of a program on the RTL when the host offers a word every cycle
+    and takes every reply word at once: cycles from the first header's handshake to the last reply word's, plus
+    one. A RUN of n > 0 beats on an engine of initiation interval II and latency L keeps it busy (n - 1) * II + L + 3
+    cycles (the run controller's two read stages put the first beat into the engine 3 cycles after the header; the
+    engine gives its last output L cycles after the last beat enters). None when a RUN uses an engine without a
+    fixed latency and II."""
+    sys = program.sys
+    ops = {v: k for k, v in sys["opcodes"].items()}
+    model, pos, words = CycleModel(sys), 0, program.words
     while pos < len(words):
-        h = {k: (words[pos] >> f["offset"]) & ((1 << f["width"]) - 1) for k, f in hdr.items()}
-        op, e = ops[h["op"]], h["engine"]
-        eng = program.sys["engines"][e] if e < len(program.sys["engines"]) else None
+        h = header_fields(sys, words[pos])
+        op = ops.get(h["op"])
+        error = command_error(sys, op, h)
         pos += 1
-        if op == "WRITE":
-            pos += h["count"] * eng["in_words"]
-            t += 2 + h["count"] * eng["in_words"]
-        elif op == "RUN":
+        busy = 0
+        if op == "WRITE" and error in (None, "RANGE"):
+            pos += h["count"] * sys["engines"][h["engine"]]["in_words"]
+        elif op == "RUN" and error is None:
+            eng = sys["engines"][h["engine"]]
             if eng["latency"] is None or eng["ii"] is None:
                 return None                     # the model covers engines of fixed latency and II only
-            t = max(t, free.get(e, 0))
-            free[e] = t + (h["count"] - 1) * eng["ii"] + eng["latency"] + 4
-            t += 1
-        elif op == "WAIT":
-            t = max(t + 1, free.get(e, 0)) + 1
-        elif op == "READ" and h["count"]:
-            k, c = eng["out_words"], h["count"]
-            load = max(t + 2, s_free)
-            end = s_free = load + c * k
-            t = load + (c - 1) * k + 2
-        elif op in ("INFO", "COUNTERS"):
-            load = max(t + 1, s_free)
-            end = s_free = load + (len(program.sys["counters"]) if op == "COUNTERS" else 1)
-            t = load + 1
-        else:
-            t += 2 if op == "READ" else 1
-    return end + 1
+            busy = (h["count"] - 1) * eng["ii"] + eng["latency"] + 3 if h["count"] else 0
+        model.command(op, h, error, busy)
+    return model.end + 1
+
+
+class GoldenStream:
+    """`GoldenSystem` as a word stream, for the host link's board model (`sw_model.host.link.BridgeModel`):
+    `push(word)` takes one command or data word and runs each command as soon as its words are complete (always
+    ready); `pop()` gives the next reply word or None (a counter value, unknown to the untimed model, is 0);
+    `reset()` is a reset of the unit (the scratchpads keep their contents, as memories do)."""
+
+    def __init__(self, manifest: dict):
+        self.manifest, self.golden = manifest, GoldenSystem(manifest)
+        self.sys = manifest["system"]
+        self.ops = {v: k for k, v in self.sys["opcodes"].items()}
+        self.pending, self.replies = [], []
+
+    def reset(self):
+        spads = self.golden.spad_in, self.golden.spad_out
+        self.golden = GoldenSystem(self.manifest)
+        self.golden.spad_in, self.golden.spad_out = spads
+        self.pending, self.replies = [], []
+
+    def push(self, word: int) -> bool:
+        self.pending.append(word)
+        h = header_fields(self.sys, self.pending[0])
+        op = self.ops.get(h["op"])
+        need = 1
+        if op == "WRITE" and command_error(self.sys, op, h) in (None, "RANGE"):
+            need += h["count"] * self.sys["engines"][h["engine"]]["in_words"]
+        if len(self.pending) == need:
+            self.replies += [w or 0 for w in self.golden.execute(self.pending)]
+            self.pending = []
+        return True
+
+    def pop(self) -> int | None:
+        return self.replies.pop(0) if self.replies else None

@@ -10,7 +10,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
-from hwgen.system.commands import INFO_MAGIC, VERSION, Opcode, header_layout
+from hwgen.system.commands import ERROR_CODES, INFO_MAGIC, STATUS_FIELDS, VERSION, Opcode, header_layout
 from hwgen.system.counters import COUNTER_NAMES, PerfCounters
 from hwgen.system.decoder import CommandDecoder
 from hwgen.system.run_controller import RunController
@@ -225,7 +225,7 @@ def test_run_controller_rejects_a_marker_field_the_engine_lacks():
 
 # --- command decoder ----------------------------------------------------------------------------------------------
 
-IN_W, OUT_W = [100, 40], [70, 8]          # 64-bit words: WRITE beats of 2 and 1 words, READ beats of 2 and 1
+IN_W, OUT_W = [150, 40], [70, 8]          # 64-bit words: WRITE beats of 3 and 1 words, READ beats of 2 and 1
 OUT_INIT = [[(0xABC << 50) + 7 * a for a in range(DEPTH)], [(5 * a + 1) & 0xFF for a in range(DEPTH)]]
 
 
@@ -289,20 +289,20 @@ def test_decoder_writes_reads_and_replies():
     rng = random.Random(7)
     beats0 = [rng.getrandbits(IN_W[0]) for _ in range(3)]
     beats1 = [rng.getrandbits(IN_W[1]) for _ in range(2)]
-    words = [header(Opcode.WRITE, 0, addr=15, count=3)]       # wraps to addresses 0 and 1
+    words = [header(Opcode.WRITE, 0, addr=13, count=3)]       # up to the last address (addr + count = depth)
     for b in beats0:
-        words += [b & (2 ** 64 - 1), b >> 64]
+        words += [b & (2 ** 64 - 1), (b >> 64) & (2 ** 64 - 1), b >> 128]
     words += [header(Opcode.WRITE, 1, addr=4, count=2), *beats1,
-              header(Opcode.READ, 0, addr=15, count=2), header(Opcode.READ, 1, addr=3, count=3),
+              header(Opcode.READ, 0, addr=14, count=2), header(Opcode.READ, 1, addr=3, count=3),
               header(Opcode.READ, 1, addr=0, count=0), header(Opcode.NOP),
               header(Opcode.COUNTERS, 1), header(Opcode.COUNTERS, 0), header(Opcode.CLEAR), header(Opcode.INFO)]
     res = drive_decoder(words, backpressure=0.4)
     want_in0 = [0] * DEPTH
-    want_in0[15], want_in0[0], want_in0[1] = beats0
+    want_in0[13:16] = beats0
     assert res["spads_in"][0] == want_in0
     assert res["spads_in"][1] == [0] * 4 + beats1 + [0] * 10
     counters = [sum(v << (W * k) for k, v in enumerate(counter_values(e).values())) for e in (1, 0)]
-    assert res["replies"] == [(OUT_INIT[0][15], 2), (OUT_INIT[0][0], 2),
+    assert res["replies"] == [(OUT_INIT[0][14], 2), (OUT_INIT[0][15], 2),
                               (OUT_INIT[1][3], 1), (OUT_INIT[1][4], 1), (OUT_INIT[1][5], 1),
                               (counters[0], 5), (counters[1], 5), (info(0), 1)]
     assert res["runs"] == [] and len(res["clears"]) == 1
@@ -329,6 +329,57 @@ def test_decoder_counts_unknown_opcodes_and_engines_as_errors():
     res = drive_decoder(words, busy=lambda cycle, e: True)
     assert res["replies"] == [(info(0), 1), (info(7), 1), (info(7), 1)]
     assert res["runs"] == [] and len(res["clears"]) == 1 and res["spads_in"] == [[0] * DEPTH] * 2
+
+
+def status(errors=0, code="NONE", op=0, engine=0, busy=0, commands=0) -> int:
+    values = {"errors": errors, "error_code": ERROR_CODES[code], "error_op": op, "error_engine": engine,
+              "busy": busy, "commands": commands}
+    return sum(v << STATUS_FIELDS[k][0] for k, v in values.items())
+
+
+def test_decoder_drops_ranges_past_the_scratchpad_and_reports_them_in_status():
+    """addr + count = depth is the last valid range, depth + 1 is dropped (each of WRITE, READ, RUN input, RUN
+    output); a dropped WRITE of a valid engine takes its data words, so none of them runs as a command even when
+    it looks like one; STATUS gives the first error's cause and clears the errors."""
+    looks_like_info = header(Opcode.INFO)
+    words = [header(Opcode.WRITE, 1, addr=15, count=2), looks_like_info, looks_like_info,    # dropped: 17 > 16
+             header(Opcode.WRITE, 1, addr=15, count=1), 77,                                     # last address: ok
+             header(Opcode.READ, 1, addr=16 - 3, count=4),                                      # dropped
+             header(Opcode.READ, 1, addr=0, count=17),                                          # dropped
+             header(Opcode.RUN, 0, addr=1, count=16, addr2=0, count2=1),                        # dropped (input)
+             header(Opcode.RUN, 0, addr=0, count=1, addr2=8, count2=9),                         # dropped (output)
+             header(Opcode.STATUS), header(Opcode.STATUS),
+             header(Opcode.RUN, 0, addr=0, count=16, addr2=15, count2=1), header(Opcode.INFO)]  # both ends: ok
+    res = drive_decoder(words)
+    assert res["spads_in"][1] == [0] * 15 + [77]
+    assert res["replies"] == [(status(5, "RANGE", Opcode.WRITE.value, 1, commands=7), 1),
+                              (status(commands=8), 1), (info(0), 1)]
+    assert res["runs"] == [(res["runs"][0][0], 0, 0, 16, 15, 1)]
+
+
+def test_decoder_status_names_the_first_error_and_the_busy_engines():
+    words = [header(Opcode.READ, 9, count=1), 12, header(Opcode.STATUS)]
+    res = drive_decoder(words, busy=lambda cycle, e: e == 1)
+    assert res["replies"] == [(status(2, "ENGINE", Opcode.READ.value, 9, busy=0b10, commands=3), 1)]
+
+
+def test_decoder_holds_writes_and_reads_that_overlap_an_active_run():
+    """While engine 0 runs IN[0][4..8) -> OUT[0][10..12): a WRITE to IN[0][7] and a READ of OUT[0][11] wait for
+    the run to end; a WRITE just past the range (IN[0][8]) and a READ just before it (OUT[0][9]) go at once, and
+    so does everything on engine 1."""
+    run = header(Opcode.RUN, 0, addr=4, count=4, addr2=10, count2=2)
+    free_at = 40
+    cases = [([header(Opcode.WRITE, 0, addr=8, count=1), 1, 2, 3], False),
+             ([header(Opcode.READ, 0, addr=9, count=1)], False),
+             ([header(Opcode.WRITE, 1, addr=4, count=4), 1, 2, 3, 4], False),
+             ([header(Opcode.READ, 0, addr=0, count=0)], False),
+             ([header(Opcode.WRITE, 0, addr=7, count=1), 1, 2, 3], True),
+             ([header(Opcode.WRITE, 0, addr=0, count=5), *range(15)], True),
+             ([header(Opcode.READ, 0, addr=11, count=1)], True),
+             ([header(Opcode.READ, 0, addr=8, count=3)], True)]
+    for second, waits in cases:
+        res = drive_decoder([run] + second, busy=lambda cycle, e: e == 0 and 1 <= cycle < free_at)
+        assert (res["taken"][1] == free_at) == waits and (res["taken"][1] == 1) == (not waits), second
 
 
 # --- the hierarchy ------------------------------------------------------------------------------------------------

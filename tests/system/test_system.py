@@ -164,3 +164,42 @@ def test_beat_packing_equals_a_per_element_reference():
     assert pack_beats(fields, vals) == want
     back = unpack_beats(fields, want)
     assert np.array_equal(back["a"], vals["a"] & 255) and np.array_equal(back["m"], vals["m"])
+
+
+def test_golden_system_drops_malformed_commands_and_status_reports_them():
+    """The golden system drops what the decoder drops (unknown opcode, missing engine, ranges past the end, a
+    WRITE's data words with it) and leaves the scratchpads alone; STATUS counts them, names the first and clears."""
+    from hwgen.system.top import ERROR_CODES
+    p = Program(MANIFEST).write(1, 0, [5, 6]).run(1, 0, 0, 0, 0)
+    p.raw([Opcode.WRITE.value | 1 << 4 | 2047 << 8 | 2 << 19] + [Opcode.INFO.value] * 4)   # 2047 + 2 > 2048
+    p.raw([0xF, Opcode.READ.value | 9 << 4, Opcode.READ.value | 2040 << 8 | 9 << 19]).status().status().info()
+    golden = GoldenSystem(MANIFEST)
+    first, second, info = decode_replies(p, golden.execute(p.words))
+    assert first == {"errors": 4, "error_code": ERROR_CODES["RANGE"], "error_op": Opcode.WRITE.value,
+                     "error_engine": 1, "busy": 0, "commands": 7}
+    assert second["errors"] == 0 and second["commands"] == 8 and info["errors"] == 0
+    assert golden.spad_in[1][:2] == [5, 6] and golden.spad_in[1][2047] == 0
+
+
+def test_backend_raises_when_status_reports_dropped_commands():
+    from hwgen.host.system_backend import CommandError
+    backend = SystemBackend("system-default", "golden")
+    p = Program(backend.manifest).raw([Opcode.READ.value | 1 << 4 | 2000 << 8 | 100 << 19]).status()
+    with pytest.raises(CommandError, match=r"system: the command decoder dropped 1 command\(s\); the first: RANGE "
+                                           r"\(READ, engine 1\); allowed: .*addr \+ count <= spad_depth 2048"):
+        backend.execute(p)
+
+
+def test_program_cycles_counts_hazard_waits_and_dropped_commands():
+    """A WRITE into the range of a run that is still active waits for it; a dropped WRITE still takes its words;
+    a dropped READ costs a cycle. The RTL benches check the same model (test_system_properties)."""
+    from sw_model.system.golden import program_cycles
+    lat = MANIFEST["system"]["engines"][1]["latency"]
+    base = Program(MANIFEST).run(1, 0, 10, 0, 0)           # busy 10 + lat + 1 cycles from cycle 1
+    apart = Program(MANIFEST, words=list(base.words)).write(1, 10, [1]).info()
+    inside = Program(MANIFEST, words=list(base.words)).write(1, 9, [1]).info()
+    k = MANIFEST["system"]["engines"][1]["in_words"]
+    assert program_cycles(apart) == 1 + (2 + k) + 1 + 1 + 1
+    assert program_cycles(inside) == (10 + lat + 2) + (2 + k) + 1 + 1 + 1
+    dropped = Program(MANIFEST).raw([Opcode.WRITE.value | 1 << 4 | 2047 << 8 | 2 << 19] + [0] * (2 * k)).info()
+    assert program_cycles(dropped) == (2 + 2 * k) + 1 + 1 + 1
