@@ -48,7 +48,7 @@ def _stream(shape, n, seed):
     return [f.astype(np.int8) for f in frames]
 
 
-@pytest.mark.parametrize("name", ["okay_nabu", "alexa"])
+@pytest.mark.parametrize("name", ["okay_nabu", "alexa", "hey_jarvis", "hey_mycroft"])
 def test_streaming_wakeword_model_matches_litert_tensor_by_tensor(name):
     path = model_path(name)
     prog, it = TFLiteProgram(path), interpreter(path, keep=True)
@@ -68,7 +68,9 @@ def test_streaming_wakeword_model_matches_litert_tensor_by_tensor(name):
                     np.testing.assert_array_equal(prog.tensors[o], it.get_tensor(o),
                                                   err_msg=f"invoke {k}, op {op.index} {op.op}")
                     compared += 1
-    assert compared > 190 * 30 and len(outputs) > 3          # the probabilities move: not a constant output
+    assert compared > 190 * 30
+    if name in ("okay_nabu", "alexa"):                     # on this stream their probabilities move (the other
+        assert len(outputs) > 3                            # two stay at 0; their int8 tensors are compared anyway)
 
 
 def test_streaming_state_is_kept_between_invokes_and_reset_restores_it():
