@@ -87,3 +87,11 @@ def test_streaming_state_is_kept_between_invokes_and_reset_restores_it():
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(prog.variables[next(iter(state))], state[next(iter(state))])
+
+
+@pytest.mark.slow
+def test_committed_digits_model_is_what_its_script_writes(tmp_path):
+    """The numpy training is seeded: the script reproduces the committed .tflite byte for byte (~20 s)."""
+    from sw_model.importers.tflite.models.digits_dwcnn import main
+    main(["--out", str(tmp_path / "m.tflite")])
+    assert (tmp_path / "m.tflite").read_bytes() == MODEL_PATH.read_bytes()
