@@ -48,7 +48,7 @@ def _stream(shape, n, seed):
     return [f.astype(np.int8) for f in frames]
 
 
-@pytest.mark.parametrize("name", ["okay_nabu", "alexa"])
+@pytest.mark.parametrize("name", ["okay_nabu", "alexa", "hey_jarvis", "hey_mycroft"])
 def test_streaming_wakeword_model_matches_litert_tensor_by_tensor(name):
     path = model_path(name)
     prog, it = TFLiteProgram(path), interpreter(path, keep=True)
@@ -68,7 +68,9 @@ def test_streaming_wakeword_model_matches_litert_tensor_by_tensor(name):
                     np.testing.assert_array_equal(prog.tensors[o], it.get_tensor(o),
                                                   err_msg=f"invoke {k}, op {op.index} {op.op}")
                     compared += 1
-    assert compared > 190 * 30 and len(outputs) > 3          # the probabilities move: not a constant output
+    assert compared > 190 * 30
+    if name in ("okay_nabu", "alexa"):                     # on this stream their probabilities move (the other
+        assert len(outputs) > 3                            # two stay at 0; their int8 tensors are compared anyway)
 
 
 def test_streaming_state_is_kept_between_invokes_and_reset_restores_it():
@@ -85,3 +87,11 @@ def test_streaming_state_is_kept_between_invokes_and_reset_restores_it():
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(prog.variables[next(iter(state))], state[next(iter(state))])
+
+
+@pytest.mark.slow
+def test_committed_digits_model_is_what_its_script_writes(tmp_path):
+    """The numpy training is seeded: the script reproduces the committed .tflite byte for byte (~20 s)."""
+    from sw_model.importers.tflite.models.digits_dwcnn import main
+    main(["--out", str(tmp_path / "m.tflite")])
+    assert (tmp_path / "m.tflite").read_bytes() == MODEL_PATH.read_bytes()
