@@ -136,7 +136,7 @@ def cmd_run(args) -> int:
         from hwgen.host.run_minilm import print_summary
     summary = run_network(args.network, args.config, args.backend, args.rtl_layers, args.limit, args.sim,
                           out=Path(args.output), system=args.system, rtl_samples=args.rtl_samples,
-                          scheduler=args.scheduler)
+                          scheduler=args.scheduler, sparsity=args.sparsity)
     print_summary(summary)
     print(f"wrote {Path(args.output) / ('run-' + args.network + '-' + args.backend + '.json')}")
     return 0 if summary["mismatches"] == 0 else 1
@@ -263,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("-o", "--output", default="out/run", help="directory for the JSON record (default: out/run)")
     rn.add_argument("--scheduler", help="Dask distributed scheduler address (tcp://host:8786): shard the samples "
                     "over its workers (digits-mlp, digits-mlp-int8, digits-cnn); same summary as one machine")
+    rn.add_argument("--sparsity", help="digits-cnn pruned to N:M (2:4, 1:4, 2:8, 4:8), fine-tuned (cached) and run "
+                    "in that mode of the sparse chain (grouped chain: --system system-sparse --config sparse-chain-8-g2)")
     rn.set_defaults(func=cmd_run)
 
     bd = sub.add_parser("build", help="a bitstream of a design behind the UART host bridge for a board",
