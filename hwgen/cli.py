@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--scheduler", help="Dask distributed scheduler address (tcp://host:8786): shard the samples "
                     "over its workers (digits-mlp, digits-mlp-int8, digits-cnn); same summary as one machine")
     rn.add_argument("--sparsity", help="digits-cnn pruned to N:M (2:4, 1:4, 2:8, 4:8), fine-tuned (cached) and run "
-                    "in that mode of the sparse chain (grouped chain: --system system-sparse --config sparse-chain-8-g2)")
+                    "in that mode of the sparse chain (grouped chain: --system system-sparse "
+                    "--config sparse-chain-8-g2)")
     rn.set_defaults(func=cmd_run)
 
     bd = sub.add_parser("build", help="a bitstream of a design behind the UART host bridge for a board",
