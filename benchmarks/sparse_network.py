@@ -37,7 +37,7 @@ from hwgen.host.run_mlp import _digits_mlp  # noqa: E402
 from hwgen.host.system_backend import SystemBackend  # noqa: E402
 from sw_model.host.netdesc import Linear, MatmulChainBackend, Network, ReLU, compile_int8  # noqa: E402
 from sw_model.host.netdesc.prune import accuracy, finetune, prune_network  # noqa: E402
-from sw_model.networks.digits_cnn import digits_cnn  # noqa: E402
+from sw_model.networks.digits_cnn import PRUNE_RECIPE, digits_cnn  # noqa: E402
 from sw_model.registry import load_config  # noqa: E402
 
 SYSTEMS = ("system-default", "system-sparse")
@@ -45,7 +45,7 @@ SYSTEMS = ("system-default", "system-sparse")
 VARIANTS = {"digits-mlp-int8": [("dense", None), ("2:4", "2:4"), ("1:4", "1:4")],
             "digits-cnn": [("dense", None), ("2:4", "2:4"), ("1:4", "1:4"), ("1:4, conv1 dense", {3: "1:4",
                                                                                                   7: "1:4"})]}
-RECIPES = {"digits-mlp-int8": dict(epochs=100, lr=3e-3, batch=32), "digits-cnn": dict(epochs=40, lr=3e-3, batch=64)}
+RECIPES = {"digits-mlp-int8": dict(epochs=100, lr=3e-3, batch=32), "digits-cnn": PRUNE_RECIPE}
 
 
 def networks():

@@ -143,7 +143,7 @@ def cmd_run(args) -> int:
         from hwgen.host.run_minilm import print_summary
     summary = run_network(args.network, args.config, args.backend, args.rtl_layers, args.limit, args.sim,
                           out=Path(args.output), system=args.system, rtl_samples=args.rtl_samples,
-                          scheduler=args.scheduler)
+                          scheduler=args.scheduler, sparsity=args.sparsity)
     print_summary(summary)
     print(f"wrote {Path(args.output) / ('run-' + args.network + '-' + args.backend + '.json')}")
     return 0 if summary["mismatches"] == 0 else 1
@@ -322,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--dataset", help="MODEL.onnx only: digits, digits-images, sentences or an .npz file")
     rn.add_argument("--scheduler", help="Dask distributed scheduler address (tcp://host:8786): shard the samples "
                     "over its workers (digits-mlp, digits-mlp-int8, digits-cnn); same summary as one machine")
+    rn.add_argument("--sparsity", help="digits-cnn pruned to N:M (2:4, 1:4, 2:8, 4:8), fine-tuned (cached) and run "
+                    "in that mode of the sparse chain (grouped chain: --system system-sparse "
+                    "--config sparse-chain-8-g2)")
     rn.set_defaults(func=cmd_run)
 
     cp = sub.add_parser("compare", help="an ONNX model on onnxruntime and on each numerics choice, side by side",

@@ -19,7 +19,8 @@ from hwgen.cache import build_root
 from hwgen.host.runs import run_batches, write_record
 from hwgen.host.system_backend import SystemBackend
 from sw_model.host.netdesc import compile_int8
-from sw_model.networks.digits_cnn import digits_cnn
+from sw_model.host.netdesc.layers import SPARSITY_MODES
+from sw_model.networks.digits_cnn import digits_cnn, pruned_digits_cnn
 from sw_model.registry import load_config
 
 DEFAULT_CONFIG = "sparse-chain-8"
@@ -28,11 +29,13 @@ DEFAULT_CONFIG = "sparse-chain-8"
 def run_digits_cnn(config_name: str | None = None, backend: str = "golden", rtl_layers: list[int] | None = None,
                    limit: int | None = None, sim: str = "verilator", batch: int = 16,
                    out: Path | None = None, rtl_samples: int | None = None,
-                   system: str = "system-default", scheduler=None) -> dict:
+                   system: str = "system-default", scheduler=None, sparsity: str | None = None) -> dict:
     """Run the test split (first `limit` images) in batches of `batch` images. `rtl_layers`: indices of engine
     steps to run on the RTL; None = every engine step when backend is "rtl", none otherwise. `rtl_samples`: only
     the first that many images use the RTL (default all), the rest run on the golden backend. `scheduler`: shard
-    the images over a Dask cluster (`hwgen.host.runs.run_batches`)."""
+    the images over a Dask cluster (`hwgen.host.runs.run_batches`). `sparsity` ("2:4", "1:4", ...): the CNN
+    pruned to that N:M mode in every conv / linear layer and fine-tuned (`pruned_digits_cnn`, cached), run in
+    that mode of the chain with compressed weights."""
     if backend not in ("golden", "rtl", "board"):
         raise ValueError(f"--backend: got {backend!r}, allowed: golden, rtl, board")
     for flag, value in (("--limit", limit), ("--rtl-samples", rtl_samples)):
@@ -45,7 +48,12 @@ def run_digits_cnn(config_name: str | None = None, backend: str = "golden", rtl_
     if config.unit != "sparse_chain":
         raise ValueError(f"--config: got unit {config.unit!r}, allowed: a sparse_chain config (the engine of "
                          "digits-cnn)")
-    net, (x_train, _, x_test, y_test) = digits_cnn(cache_dir=build_root() / "models")
+    if sparsity is None:
+        net, (x_train, _, x_test, y_test) = digits_cnn(cache_dir=build_root() / "models")
+    else:
+        if sparsity not in SPARSITY_MODES:
+            raise ValueError(f"--sparsity: got {sparsity!r}, allowed: {', '.join(SPARSITY_MODES)}")
+        net, (x_train, _, x_test, y_test) = pruned_digits_cnn(sparsity, cache_dir=build_root() / "models")
     if limit:
         x_test, y_test = x_test[:limit], y_test[:limit]
     program = compile_int8(net, x_train, config)
@@ -91,6 +99,8 @@ def run_digits_cnn(config_name: str | None = None, backend: str = "golden", rtl_
         "float_accuracy": float(np.mean(net.forward(x_test).argmax(axis=1) == y_test)),
         "mismatches": sum(mismatches), "wall_s": round(wall, 2),
     }
+    if sparsity:
+        summary["sparsity"] = sparsity
     if on_rtl:
         summary.update(tally.fields(config_name, n_rtl))
     write_record(summary, out)

@@ -32,13 +32,13 @@ SHARDED = ("digits-mlp", "digits-mlp-int8", "digits-cnn")
 def run_network(network: str, config_name: str | None = None, backend: str = "golden",
                 rtl_layers: str | None = None, limit: int | None = None, sim: str = "verilator",
                 batch: int = 256, out: Path | None = None, system: str = "system-default",
-                rtl_samples: int | None = None, scheduler=None) -> dict:
+                rtl_samples: int | None = None, scheduler=None, sparsity: str | None = None) -> dict:
     """Run `network` on the test split. backend rtl|board: the chosen layers (default all) of the first
     `rtl_samples` samples (default all) run on the accelerator top `system` (simulated Verilog, or the same
     behind the UART bridge); everything else, and a reference copy of everything, runs on the golden engines.
     `scheduler`: a Dask distributed scheduler address; the samples are sharded over its workers
     (`hwgen.host.runs.run_batches`) and the summary equals the one-machine run's (digits-mlp, digits-mlp-int8,
-    digits-cnn)."""
+    digits-cnn). `sparsity`: digits-cnn pruned to that N:M mode and run in it (`run_digits_cnn`)."""
     if network not in NETWORKS:
         raise ValueError(f"network: got {network!r}, allowed: {', '.join(NETWORKS)}")
     if backend not in DEVICE_BACKENDS:
@@ -47,6 +47,9 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError(f"{flag}: got {value!r}, allowed: a positive number of test samples")
     engine, default_config = NETWORKS[network]
+    if sparsity is not None and network != "digits-cnn":
+        raise ValueError(f"--sparsity: got {sparsity!r} for {network}, allowed: only for digits-cnn (other networks: "
+                         "the Python API, sw_model.host.netdesc.prune)")
     if scheduler is not None and network not in SHARDED:
         raise ValueError(f"--scheduler: got {scheduler!r} for {network}, allowed: only for {', '.join(SHARDED)} "
                          "(networks whose samples run in batches)")
@@ -58,7 +61,7 @@ def run_network(network: str, config_name: str | None = None, backend: str = "go
     if network == "digits-cnn":
         layers = None if rtl_layers is None else layer_indices(rtl_layers, 6)
         return run_digits_cnn(config_name, backend, layers, limit, sim, out=out, rtl_samples=rtl_samples,
-                              system=system, scheduler=scheduler)
+                              system=system, scheduler=scheduler, sparsity=sparsity)
     if engine == "snn_core":
         if system != "system-default" or rtl_samples is not None:
             raise ValueError("digits-snn: its system holds the two converted cores; allowed: --backend, "

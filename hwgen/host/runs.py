@@ -144,7 +144,8 @@ def parse_rtl_layers(text: str | None, n_layers: int, backend: str) -> list[int]
 
 def print_summary(s: dict):
     where = f", {s['samples_on_device']} of them on system {s['system']}" if s.get("system") else ""
-    print(f"network {s['network']} on {s['backend']} ({s['config']}), {s['samples']} test samples{where}")
+    sparse = f", {s['sparsity']} sparse" if s.get("sparsity") else ""
+    print(f"network {s['network']}{sparse} on {s['backend']} ({s['config']}), {s['samples']} test samples{where}")
     for layer in s["layers"]:
         print(f"  layer {layer['layer']}: {layer['shape'][0]}x{layer['shape'][1]} on {layer['engine']} "
               f"[{layer['ran_on']}], mismatches vs golden: {layer['mismatches_vs_golden']}")

@@ -34,3 +34,21 @@ def test_pruned_cnn_on_the_system_rtl(system):
             assert records[i]["cycles"] == records[i]["model_cycles"]
         cycles[mode] = sum(records[i]["cycles"] for i in program.engine_steps)
     assert cycles["1:4"] < cycles["2:4"] < cycles["dense"]
+
+
+def test_hwgen_run_digits_cnn_sparse_on_system_sparse(tmp_path, monkeypatch):
+    """`hwgen run digits-cnn --sparsity 2:4 --backend rtl --system system-sparse --config sparse-chain-8-g2` on 3
+    images (the pruning without its fine-tuning, to stay fast): 0 mismatches, cycles = the model's."""
+    from hwgen.host import run_cnn
+    from hwgen.host.run_network import run_network
+    from sw_model.networks.digits_cnn import digits_cnn
+
+    def quick(sparsity, cache_dir):
+        net, data = digits_cnn(cache_dir=cache_dir)
+        return prune_network(net, sparsity), data
+    monkeypatch.setattr(run_cnn, "pruned_digits_cnn", quick)
+    s = run_network("digits-cnn", "sparse-chain-8-g2", "rtl", limit=3, out=tmp_path, system="system-sparse",
+                    sparsity="2:4")
+    assert s["mismatches"] == 0 and s["sparsity"] == "2:4"
+    assert [lay["ran_on"] for lay in s["layers"] if lay["engine"] != "host"] == ["rtl"] * 3
+    assert s["cycles_total"] == s["cycles_model_total"]

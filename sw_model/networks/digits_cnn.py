@@ -118,3 +118,28 @@ def digits_cnn(seed: int = 0, cache_dir=None):
         np.savez(tmp, **p)
         tmp.replace(cache)                   # atomic: parallel test workers never read half a file
     return build_network(p), data
+
+
+# the fine-tuning after N:M pruning (masked Adam, seed 0): benchmarks/sparse_network.py and `hwgen run digits-cnn
+# --sparsity` use it, docs/results/sparse_network.md reports what it gives
+PRUNE_RECIPE = {"epochs": 40, "lr": 3e-3, "batch": 64}
+
+
+def pruned_digits_cnn(sparsity: str, seed: int = 0, cache_dir=None):
+    """(network, data) of the digits CNN magnitude-pruned to `sparsity` ("2:4", "1:4", ...) in every conv and
+    linear layer, fine-tuned with PRUNE_RECIPE; its layers carry the sparsity marks the int8 compiler reads.
+    Cached in <cache_dir>/digits_cnn_seed{seed}_{N}of{M}.npz."""
+    from sw_model.host.netdesc.prune import finetune, nm_of, prune_network
+    n, m = nm_of(sparsity)
+    net, data = digits_cnn(seed, cache_dir)
+    cache = Path(cache_dir) / f"digits_cnn_seed{seed}_{n}of{m}.npz" if cache_dir else None
+    if cache is not None and cache.exists():
+        # the cached weights are N:M already: pruning them again only sets the marks
+        return prune_network(build_network(dict(np.load(cache))), sparsity), data
+    tuned = finetune(prune_network(net, sparsity), data[0], data[1], seed=0, **PRUNE_RECIPE)
+    if cache is not None:
+        conv1, conv2, fc = (tuned.layers[i] for i in (0, 3, 7))
+        tmp = cache.with_name(cache.stem + f".tmp{np.random.default_rng().integers(1 << 30)}.npz")
+        np.savez(tmp, c1=conv1.weight, b1=conv1.bias, c2=conv2.weight, b2=conv2.bias, fc=fc.weight, b3=fc.bias)
+        tmp.replace(cache)
+    return tuned, data

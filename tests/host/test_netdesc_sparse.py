@@ -183,3 +183,40 @@ class Dense:
 
     def gemm(self, config, w_q, x_q):
         return Int8GoldenBackend().gemm(config, w_q, x_q)
+
+
+def test_pruned_digits_cnn_is_cached_with_its_marks(tmp_path, monkeypatch):
+    import shutil
+
+    from hwgen.cache import build_root
+    from sw_model.networks import digits_cnn as dc
+    dense = build_root() / "models" / "digits_cnn_seed0.npz"
+    if dense.exists():                                    # skip retraining the dense CNN in the temporary cache
+        shutil.copy(dense, tmp_path / dense.name)
+    monkeypatch.setattr(dc, "PRUNE_RECIPE", {"epochs": 1, "lr": 3e-3, "batch": 64})
+    net, _ = dc.pruned_digits_cnn("2:4", cache_dir=tmp_path)
+    assert (tmp_path / "digits_cnn_seed0_2of4.npz").exists()
+    again, _ = dc.pruned_digits_cnn("2:4", cache_dir=tmp_path)
+    assert sparsity_of(net) == sparsity_of(again) == {0: "2:4", 3: "2:4", 7: "2:4"}
+    for a, b in zip(net.layers, again.layers):
+        if hasattr(a, "weight"):
+            assert np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias)
+            assert nm_mask(a.weight.reshape(len(a.weight), -1), "2:4").sum() >= np.count_nonzero(a.weight)
+
+
+def test_run_digits_cnn_with_sparsity(tmp_path, monkeypatch):
+    from hwgen.host import run_cnn
+    from hwgen.host.run_network import run_network
+    from sw_model.networks.digits_cnn import digits_cnn
+
+    def quick(sparsity, cache_dir):                       # pruning without the fine-tuning: the plumbing only
+        net, data = digits_cnn(cache_dir=cache_dir)
+        return prune_network(net, sparsity), data
+    monkeypatch.setattr(run_cnn, "pruned_digits_cnn", quick)
+    s = run_network("digits-cnn", limit=6, out=tmp_path, sparsity="1:4")
+    assert s["sparsity"] == "1:4" and s["mismatches"] == 0 and s["samples"] == 6
+    assert [("1:4 mode" in (lay.get("why") or "")) for lay in s["layers"] if lay["engine"] != "host"] == [True] * 3
+    with pytest.raises(ValueError, match="--sparsity: got '3:4', allowed: 2:4, 1:4, 2:8, 4:8"):
+        run_network("digits-cnn", sparsity="3:4")
+    with pytest.raises(ValueError, match="--sparsity: got '2:4' for digits-mlp-int8, allowed: only for digits-cnn"):
+        run_network("digits-mlp-int8", sparsity="2:4")

@@ -111,3 +111,28 @@ def test_cli_run_with_scheduler(cluster, tmp_path, capsys):
     record = json.loads((tmp_path / "run-digits-mlp-int8-golden.json").read_text())
     assert record["samples"] == 20 and record["mismatches"] == 0
     assert "accuracy" in capsys.readouterr().out
+
+
+class DyingRun(FakeRun):
+    """Kills its worker process the first time it sees the batch starting at sample value `fail_at`."""
+
+    def __call__(self, xb, device):
+        if device and int(xb[0, 0]) == self.fail_at and not self.marker.exists():
+            self.marker.write_text("died")
+            import os
+            os._exit(1)
+        return FakeRun()(xb, device)
+
+
+@pytest.mark.slow
+def test_a_dead_worker_s_shard_runs_again(tmp_path):
+    """Two worker processes; one dies in the middle of a shard: the scheduler reruns that shard elsewhere and the
+    result equals the local run."""
+    x = np.arange(30 * 3).reshape(30, 3)
+    local = run_batches("fake", "rtl", x, [0], 2, 30, 5, FakeRun())
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as c:
+        sharded = run_batches("fake", "rtl", x, [0], 2, 30, 5, DyingRun(tmp_path / "dead", fail_at=3 * 20),
+                              scheduler=c.scheduler_address, shards=3)
+    assert (tmp_path / "dead").read_text() == "died"
+    assert (sharded[0] == local[0]).all() and sharded[1] == local[1] and _tally(sharded[2]) == _tally(local[2])

@@ -134,7 +134,9 @@ def compile_int8(net: Network, calibration, config, max_beats: int = 1 << 16, at
                 st.extra["sparsity"] = mode
             rows_per_vector = config.rows(mode)
             n, m = nm_of(mode) if mode != "dense" else (1, 1)
-            beats = -(-(-(-k // m) * n) // (group_window(mode, config.stages, config.groups) // m * n))
+            kept = -(-k // m) * n                  # compressed weights per row (K padded to whole groups)
+            per_beat = group_window(mode, config.stages, config.groups) // m * n     # of them in one beat
+            beats = -(-kept // per_beat)
             st.extra["beats_per_vector"] = beats
             st.extra["rows_per_vector"] = rows_per_vector
             tokens = int(np.prod(out_shape[:-1])) if isinstance(layer, Linear) else 1
