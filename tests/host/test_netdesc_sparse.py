@@ -148,10 +148,10 @@ def test_sparse_beats_and_host_words():
             assert (acc == w_q @ x).all()
             counts[preset, mode] = (len(beats["mode"]), program.reply_words(), len(program.words),
                                     stats["model_cycles"])
-    assert counts["sparse-chain-8", "dense"][:2] == (32 * 5 * 8, 32 * 5 + 5)       # + the COUNTERS reply
-    assert counts["sparse-chain-8", "2:4"][:2] == (32 * 5 * 4, 32 * 5 + 5)
-    assert counts["sparse-chain-8-g2", "dense"][:2] == (32 * 5 * 8, 32 * 5 + 5)
-    assert counts["sparse-chain-8-g2", "2:4"][:2] == (16 * 5 * 8, 16 * 5 + 5)
+    assert counts["sparse-chain-8", "dense"][:2] == (32 * 5 * 8, 32 * 5 + 6)       # + the COUNTERS and STATUS replies
+    assert counts["sparse-chain-8", "2:4"][:2] == (32 * 5 * 4, 32 * 5 + 6)
+    assert counts["sparse-chain-8-g2", "dense"][:2] == (32 * 5 * 8, 32 * 5 + 6)
+    assert counts["sparse-chain-8-g2", "2:4"][:2] == (16 * 5 * 8, 16 * 5 + 6)
     for preset in ("sparse-chain-8", "sparse-chain-8-g2"):
         assert counts[preset, "2:4"][2] < 0.6 * counts[preset, "dense"][2]         # host words sent
         assert counts[preset, "2:4"][3] < counts[preset, "dense"][3]

@@ -195,11 +195,11 @@ def test_program_cycles_counts_hazard_waits_and_dropped_commands():
     a dropped READ costs a cycle. The RTL benches check the same model (test_system_properties)."""
     from sw_model.system.golden import program_cycles
     lat = MANIFEST["system"]["engines"][1]["latency"]
-    base = Program(MANIFEST).run(1, 0, 10, 0, 0)           # busy 10 + lat + 1 cycles from cycle 1
+    base = Program(MANIFEST).run(1, 0, 10, 0, 0)           # busy 10 + lat + 2 cycles from cycle 1
     apart = Program(MANIFEST, words=list(base.words)).write(1, 10, [1]).info()
     inside = Program(MANIFEST, words=list(base.words)).write(1, 9, [1]).info()
     k = MANIFEST["system"]["engines"][1]["in_words"]
     assert program_cycles(apart) == 1 + (2 + k) + 1 + 1 + 1
-    assert program_cycles(inside) == (10 + lat + 2) + (2 + k) + 1 + 1 + 1
+    assert program_cycles(inside) == (10 + lat + 3) + (2 + k) + 1 + 1 + 1
     dropped = Program(MANIFEST).raw([Opcode.WRITE.value | 1 << 4 | 2047 << 8 | 2 << 19] + [0] * (2 * k)).info()
     assert program_cycles(dropped) == (2 + 2 * k) + 1 + 1 + 1
