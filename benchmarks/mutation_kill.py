@@ -131,7 +131,10 @@ def main():
     for fam, r in results.items():
         lines.append(f"| {fam} | {', '.join(r['benches'])} | {r['sites']} | {r['mutants']} | {r['killed']} | "
                      f"{100 * r['kill_rate']:.0f} % |")
-    lines += ["", "Survivors (a missing test or an equivalent mutant):", ""]
+    lines += ["", "The benches are each family's Amaranth-simulator component tests (seconds per mutant); the "
+              "Verilator benches in `rtl_tests/<family>/` need a fresh simulator build per mutant and are not run "
+              "here, so a survivor is a site those fast benches do not see, not necessarily one the whole suite "
+              "misses.", "", "Survivors (a missing test or an equivalent mutant):", ""]
     for fam, r in results.items():
         for m in r["mutants_detail"]:
             if not m["killed"]:

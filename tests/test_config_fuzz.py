@@ -68,8 +68,8 @@ def toml_value(v) -> str:
     return str(v)
 
 
-@settings(max_examples=25, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                                    HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(unit=st.sampled_from(sorted(u for u in UNITS if u != "system")), data=st.data())
 def test_cli_rejects_a_fuzzed_toml_with_exit_2_and_one_line(unit, data, tmp_path_factory, capsys):
     d = {k: v for k, v in data.draw(fuzzed(unit)).items() if v is not None}     # TOML has no null

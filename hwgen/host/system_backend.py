@@ -4,6 +4,9 @@
     rtl     the system's Verilog runs the whole program in one free-running simulation (`hwgen.sim.bulk`)
     board   the system behind the UART bridge; the host's bytes go over a simulated serial line
             (`hwgen.sim.uart_bulk`), paced as a real host must pace a link that buffers one beat
+    link    the system behind the reliable bridge (protocol 2, `hwgen.system.link`) in Verilator, driven by the
+            retrying host `sw_model.host.link.LinkHost` as the simulation runs (`hwgen.sim.link_sim`); `faults`
+            injects bit errors, lost and doubled bytes and board resets on the simulated line
 
 Every operation becomes: CLEAR, then per chunk that fits the scratchpads WRITE the engine's input beats, RUN,
 READ the results, and finally COUNTERS and STATUS. All addresses, opcodes and widths come from the design's
@@ -38,7 +41,7 @@ from sw_model.system.golden import (
     vector_plan,
 )
 
-TARGETS = ("golden", "rtl", "board")
+TARGETS = ("golden", "rtl", "board", "link")
 
 
 class CommandError(RuntimeError):
@@ -52,7 +55,7 @@ class SystemBackend:
     call: program cycles, engine busy cycles and input beats (from the hardware counters), simulation seconds."""
 
     def __init__(self, system="system-default", target: str = "rtl", sim: str = "verilator",
-                 gap: float = 0.0, backpressure: float = 0.0, divisor: int = 4):
+                 gap: float = 0.0, backpressure: float = 0.0, divisor: int = 4, faults: dict | None = None):
         if target not in TARGETS:
             raise ValueError(f"backend: got {target!r}, allowed: {', '.join(TARGETS)}")
         if isinstance(system, str):
@@ -63,6 +66,11 @@ class SystemBackend:
             raise ValueError(f"--system: got {system!r} (unit {self.config.unit!r}), allowed: a system config "
                              f"({', '.join(n for n, c in PRESETS.items() if c.unit == 'system')})")
         self.name, self.sim, self.gap, self.backpressure, self.divisor = target, sim, gap, backpressure, divisor
+        allowed = {"ber", "drop", "dup", "reset_at", "seed"}
+        if faults is not None and (target != "link" or set(faults) - allowed):
+            raise ValueError(f"faults: got {faults!r}, allowed: with the link backend only, a dict of "
+                             f"{', '.join(sorted(allowed))}")
+        self.faults = dict(faults or {})
         if target != "golden":
             check_simulator(sim)
         self._manifest = None
@@ -97,8 +105,10 @@ class SystemBackend:
                            backpressure=self.backpressure, sim=self.sim, name=self.system_name.replace("-", "_"))
             replies, stats = decode_replies(program, res["outputs"]), {"cycles": res["cycles"],
                                                                        "sim_seconds": res["sim_seconds"]}
-        else:
+        elif self.name == "board":
             replies, stats = self._execute_board(program)
+        else:
+            replies, stats = self._execute_link(program)
         for reply, (kind, _, _) in zip(replies, program.replies):
             if kind == "status" and status_error(program.sys, reply):
                 raise CommandError(f"{status_error(program.sys, reply)} ({self.name} backend)")
@@ -120,6 +130,30 @@ class SystemBackend:
             raise RuntimeError(f"board: the bridge answered {errors[0]} (see docs/boards.md for the codes)")
         return decode_replies(program, [v for _, v in messages]), {"cycles": res["cycles"],
                                                                    "sim_seconds": res["sim_seconds"]}
+
+    def _execute_link(self, program: Program) -> tuple[list, dict]:
+        import random
+        import time
+
+        from hwgen.sim.link_sim import VerilatorPort
+        from sw_model.host import link
+
+        f = self.faults
+        rng = random.Random(f.get("seed", 1))
+        lines = [link.LineFaults(f.get("ber", 0.0), f.get("drop", 0.0), f.get("dup", 0.0), random.Random(rng.random()))
+                 for _ in range(2)]
+        n_bytes = payload_bytes(program.width)
+        t0, hosts = time.time(), []
+        with VerilatorPort(self.config, *lines, divisor=self.divisor, reset_at=f.get("reset_at", ())) as port:
+            def make_host():
+                hosts.append(link.LinkHost(port, n_bytes, n_bytes, rng=rng))
+                return hosts[-1]
+            words, restarts = link.run_program(make_host, program.words, program.reply_words())
+            cycles = port.cycles
+        return decode_replies(program, words), {
+            "cycles": cycles, "sim_seconds": time.time() - t0, "link_restarts": restarts,
+            "link_retries": sum(h.stats["retries"] for h in hosts),
+            "link_requests": sum(h.stats["requests"] for h in hosts)}
 
     def program(self, config, beats: dict, plan=None, payload: bool = True) -> tuple[Program, int]:
         """The command program that runs input beats (field arrays; vectors end at `last`) through the engine of

@@ -48,7 +48,16 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwgen.payload import payload_fields
-from hwgen.system.commands import ERROR_CODES, INFO_FIELDS, INFO_MAGIC, STATUS_FIELDS, VERSION, Opcode, header_layout, words
+from hwgen.system.commands import (
+    ERROR_CODES,
+    INFO_FIELDS,
+    INFO_MAGIC,
+    STATUS_FIELDS,
+    VERSION,
+    Opcode,
+    header_layout,
+    words,
+)
 from hwgen.system.counters import COUNTER_BITS, COUNTER_NAMES, PerfCounters
 from hwgen.system.decoder import CommandDecoder
 from hwgen.system.run_controller import RunController

@@ -168,3 +168,21 @@ def test_a_board_that_never_answers_stops_with_an_error():
     host = link.LinkHost(Silent(), 4, 4, tries=3)
     with pytest.raises(link.LinkError, match="failed 3 times; last: no answer before the timeout"):
         host.get_word()
+
+
+def test_the_line_model_decodes_8n1_and_shows_framing_slips():
+    data = bytes([0x00, 0xFF, 0x5A, 0x42])
+    assert link.LineFaults().transmit(data) == (data, set())
+    bits = link.LineFaults().bits(data)
+    assert bits[:10] == [0] * 9 + [1] and len(bits) == 10 * len(data) + 10
+    stop = list(bits)
+    stop[19] = 0                                          # byte 1's stop bit: a framing error on byte 1
+    got, errors = link.decode_bits(stop)
+    assert got[:2] == data[:2] and errors == {1}
+    start = list(bits)
+    start[20] = 1                                         # byte 2's start bit lost: the receiver slips
+    got, _ = link.decode_bits(start)
+    assert got[2] != data[2] and got != data
+    lost = link.LineFaults(drop=1.0).transmit(data)
+    doubled = link.LineFaults(dup=1.0).transmit(data)
+    assert lost == (b"", set()) and doubled == (bytes(b for b in data for _ in range(2)), set())

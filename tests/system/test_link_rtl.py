@@ -149,10 +149,11 @@ def test_bridge_answers_like_the_reference_model():
 
 @pytest.mark.parametrize("n_words", [3, pytest.param(16, marks=pytest.mark.slow)])
 def test_faults_never_give_a_wrong_result(n_words):
-    """1e-2 bit errors (ten times the worst rate of the model sweep: most frames see one), 1 % lost and 1 %
-    doubled bytes each way, a board reset before exchange 8: the job finishes with the golden results (retries,
-    then a restart after the reset)."""
-    manifest, port, make_host = lmul_link(1e-2, 1e-2, 1e-2, seed=5, reset_at={8})
+    """3e-3 bit errors (three times the worst rate of the model sweep: about one frame in four is hit), 1 % lost
+    and 1 % doubled bytes each way, a board reset before exchange 8: the job finishes with the golden results
+    (retries, then a restart after the reset). At 1e-2 a request fails all 16 tries about once in 600, which
+    the host reports as a LinkError: allowed, but not what this test is about."""
+    manifest, port, make_host = lmul_link(3e-3, 1e-2, 1e-2, seed=5, reset_at={8})
     words, want = lmul_job(manifest, n_words, 2)
     hosts = []
 
