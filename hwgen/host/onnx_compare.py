@@ -109,12 +109,19 @@ def _errors(outs, refs) -> dict:
 
 
 def _reference(path: Path, batches: list, output: str, types: dict) -> np.ndarray:
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise RuntimeError("hwgen compare needs onnxruntime for the float reference: pip install onnxruntime") \
+            from None
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     outs = []
     for feeds in batches:
         feeds = {k: np.asarray(v).astype(types.get(k, np.asarray(v).dtype)) for k, v in feeds.items()}
-        out = sess.run([output], feeds)[0]
+        try:
+            out = sess.run([output], feeds)[0]
+        except Exception as e:                     # e.g. a fixed input shape the data set does not have
+            raise RuntimeError(f"onnxruntime (the float reference) failed on {path.name}: {e}") from None
         if isinstance(out, list):                  # ZipMap: [{class: probability}] -> (N, classes) in class order
             out = np.array([[d[k] for k in sorted(d)] for d in out], np.float32)
         outs.append(out)

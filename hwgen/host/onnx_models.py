@@ -85,7 +85,7 @@ def builtin_model(name: str) -> Path:
         return _save(models.digits_mlp_onnx(mlp.weights, mlp.biases), path)
     if name == "digits-cnn":
         from sw_model.networks.digits_cnn import digits_cnn
-        net, _ = digits_cnn(cache_dir=build_root() / "models")
+        digits_cnn(cache_dir=build_root() / "models")             # trains once, as `hwgen run digits-cnn` does
         p = np.load(build_root() / "models" / "digits_cnn_seed0.npz")
         return _save(models.digits_cnn_onnx(dict(p)), path)
     if name == "iris-logreg":
@@ -99,6 +99,8 @@ def _iris_logreg():
 
     import onnx
     spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("iris-logreg ships inside the onnxruntime wheel: run `pip install onnxruntime`")
     src = Path(spec.submodule_search_locations[0]) / "datasets" / "logreg_iris.onnx"
     if not src.is_file():
         raise RuntimeError(f"iris-logreg: {src} is missing; it ships inside the onnxruntime wheel")

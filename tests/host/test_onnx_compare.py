@@ -106,3 +106,14 @@ def test_published_iris_model_matches_onnxruntime():
     np.testing.assert_array_equal(got["label"], label)
     np.testing.assert_allclose(got["probabilities"], [[d[k] for k in sorted(d)] for d in probs], atol=1e-6)
     assert 0.9 < np.mean(label == ds.labels) < 1.0
+
+
+def test_reference_failure_is_one_clear_line(tmp_path, capsys):
+    """A model whose declared input shape the data set does not fit: onnxruntime's refusal, in one line."""
+    m = make([helper.make_node("Relu", ["x"], ["y"])], [("x", [3, 2])], [("y", [3, 2])])
+    (tmp_path / "fixed.onnx").write_bytes(m.SerializeToString())
+    np.savez(tmp_path / "d.npz", x=np.zeros((5, 4), np.float32))
+    assert main(["compare", str(tmp_path / "fixed.onnx"), "--numerics", "float", "--dataset",
+                 str(tmp_path / "d.npz"), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "onnxruntime (the float reference) failed on fixed.onnx" in err and "Traceback" not in err
