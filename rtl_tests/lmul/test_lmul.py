@@ -118,7 +118,10 @@ def dot_vectors(cfg, n_vectors, beats_per_vector, seed, scale=1.0):
     (LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=5, mode="formula", pipeline=1), 4),
     (LMulDotConfig(fmt="e4m3", acc_fmt="fp16", lanes=1, overflow="inf", pipeline=0), 2),
     (LMulDotConfig(fmt="e3m4", acc_fmt="fp32", lanes=3, pipeline=3), 1),
-], ids=lambda x: getattr(x, "fmt", None) and f"{x.fmt}-{x.acc_fmt}-x{x.lanes}-p{x.pipeline}")
+    (LMulDotConfig(fmt="e4m3", acc_fmt="fp32", lanes=4, mode="exact", pipeline=1), 2),     # the exact engine
+    (LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=3, mode="exact", pipeline=0), 2),
+], ids=lambda x: getattr(x, "fmt", None) and f"{x.fmt}-{x.acc_fmt}-x{x.lanes}-p{x.pipeline}"
+                                              + ("-exact" if x.mode == "exact" else ""))
 def test_lmuldot_random(cfg, beats, sim_opts):
     a, b = dot_vectors(cfg, 300, beats, seed=cfg.lanes)
     want = golden.lmul_dot(a, b, cfg.format, cfg.acc_format, cfg.mode, cfg.overflow)

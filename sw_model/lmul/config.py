@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sw_model.config import ConfigError, check_choice, check_float_format, check_int
-from sw_model.lmul.golden import MODES, OVERFLOW_POLICIES
+from sw_model.lmul.golden import DOT_MODES, MODES, OVERFLOW_POLICIES
 from sw_model.numerics.formats import FloatFormat, get_format
 
 
@@ -58,7 +58,9 @@ class FMulConfig:
 @dataclass(frozen=True)
 class LMulDotConfig:
     """An N-lane L-Mul dot product: `lanes` L-Mul products per beat in `fmt`, widened exactly into the IEEE
-    accumulator format `acc_fmt`, summed by an adder tree and accumulated over the beats of a vector."""
+    accumulator format `acc_fmt`, summed by an adder tree and accumulated over the beats of a vector.
+    `mode="exact"` puts exact multipliers in the lanes instead (the product, exact in `acc_fmt`): the baseline
+    engine the L-Mul engine is compared with."""
     fmt: str = "e4m3"
     acc_fmt: str = "fp32"
     lanes: int = 16
@@ -70,7 +72,7 @@ class LMulDotConfig:
     def __post_init__(self):
         fmt = check_float_format("fmt", self.fmt, max_bits=16)
         acc = check_float_format("acc_fmt", self.acc_fmt)
-        check_choice("mode", self.mode, MODES)
+        check_choice("mode", self.mode, DOT_MODES)
         check_overflow(self.fmt, self.overflow)
         check_int("lanes", self.lanes, 1, 256)
         check_int("pipeline", self.pipeline, 0, 1 + 8)
@@ -78,6 +80,14 @@ class LMulDotConfig:
             raise ConfigError(f"acc_fmt: got {self.acc_fmt!r}, allowed: an IEEE-like format (fp32, bf16, fp16, ...)")
         # Every L-Mul product (normal, zero, Inf or NaN) must be exactly representable in the accumulator.
         lo, hi = fmt.emin, (fmt.max_finite_code >> fmt.man_bits) - fmt.bias
+        if self.mode == "exact":
+            # every exact product (subnormal x subnormal up to max x max) must be an exact normal acc_fmt value
+            lo_p, hi_p = 2 * (fmt.emin - fmt.man_bits), 2 * hi + 1
+            if acc.man_bits < 2 * fmt.man_bits + 1 or acc.emin > lo_p or \
+                    (acc.inf_code >> acc.man_bits) - 1 - acc.bias < hi_p:
+                raise ConfigError(f"acc_fmt: got {self.acc_fmt!r}, allowed with mode='exact': a format that holds "
+                                  f"every exact {self.fmt} product (at least {2 * fmt.man_bits + 1} mantissa bits, "
+                                  f"exponents {lo_p}..{hi_p})")
         if acc.man_bits < fmt.man_bits or acc.emin > lo or (acc.inf_code >> acc.man_bits) - 1 - acc.bias < hi:
             raise ConfigError(f"acc_fmt: got {self.acc_fmt!r}, allowed: a format that holds every {self.fmt} value "
                               f"exactly (at least {fmt.man_bits} mantissa bits, exponents {lo}..{hi})")
@@ -102,4 +112,5 @@ PRESETS_LMUL = {
     "fmul-bf16": FMulConfig(fmt="bf16"),
     "lmuldot-e4m3x16": LMulDotConfig(fmt="e4m3", acc_fmt="fp32", lanes=16),
     "lmuldot-e5m2x8-bf16": LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=8),
+    "exactdot-e4m3x16": LMulDotConfig(fmt="e4m3", acc_fmt="fp32", lanes=16, mode="exact"),
 }
