@@ -247,3 +247,17 @@ def float_add(m, x, y, fmt: FloatFormat):
     above in one combinational block)."""
     v = float_add_align(m, float_add_order(m, x, y, fmt), fmt)
     return float_add_round(m, float_add_normalize(m, float_add_sum(m, v, fmt), fmt), fmt)
+
+
+def exact_product(m, a, b, fmt: FloatFormat, acc: FloatFormat):
+    """The exact product of two `fmt` codes (subnormals kept) as an IEEE `acc` code: no rounding, because the
+    caller guarantees that `acc` holds every product as a normal number (`LMulDotConfig` checks it for
+    mode="exact"). NaN in or Inf x 0 -> canonical NaN; Inf x finite -> signed Inf; a zero product is signed zero."""
+    f = fmul_product(a, b, fmt)
+    width = 2 * (fmt.man_bits + 1)
+    # P's MSB has exponent E + 1 in fmt (see fmul_product); rebias it for acc, then put the leading one on top.
+    x, _sticky, e = normalize(m, wire(m, f["p"], "xprod_p"), f["e"] + 1 + (acc.bias - fmt.bias), width)
+    normal = Cat(Const(0, acc.man_bits - (width - 1)), x[:width - 1], e[:acc.exp_bits], f["sign"])
+    return Mux(f["nan"], acc.nan_code,
+               Mux(f["inf"], Cat(Const(acc.inf_code, acc.bits - 1), f["sign"]),
+                   Mux(f["p"] == 0, Cat(Const(0, acc.bits - 1), f["sign"]), normal)))

@@ -76,7 +76,8 @@ class FMul(_BinaryUnit):
 
 
 class LMulDot(wiring.Component):
-    """N-lane L-Mul dot product with accumulation over the beats of a vector.
+    """N-lane L-Mul dot product with accumulation over the beats of a vector (`mode="exact"`: exact lane
+    multipliers, the comparison engine).
 
     Each beat carries `lanes` operand pairs (`i.payload.a[k]`, `i.payload.b[k]`) and `last`. The lane products are
     L-Mul codes, widened exactly to `acc_fmt`, and summed by a pairwise adder tree (adjacent pairs per level, an
@@ -113,6 +114,9 @@ class LMulDot(wiring.Component):
         def products(m, v):
             out = {"last": v["last"]}
             for k in range(cfg.lanes):
+                if cfg.mode == "exact":          # the baseline engine: exact multipliers, same tree
+                    out[f"t{k}"] = fo.wire(m, fo.exact_product(m, v["a"][k], v["b"][k], fmt, acc), f"prod{k}")
+                    continue
                 raw = fo.lmul_raw(v["a"][k], v["b"][k], fmt, cfg.mode)
                 code = fo.finish(m, raw["sign"], raw["r"], raw["nan"], raw["inf"], raw["zero"], fmt, cfg.overflow)
                 out[f"t{k}"] = fo.wire(m, fo.widen(code, fmt, acc), f"prod{k}")

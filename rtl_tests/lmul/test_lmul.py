@@ -121,7 +121,10 @@ def dot_vectors(cfg, n_vectors, beats_per_vector, seed, scale=1.0):
     # every tree step registered, the accumulator's add over 3 and 5 cycles (II 3 and 5)
     (LMulDotConfig(fmt="e4m3", acc_fmt="fp32", lanes=6, pipeline=16, acc_stages=3), 3),
     (LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=8, pipeline=17, acc_stages=5), 2),
-], ids=lambda x: getattr(x, "fmt", None) and f"{x.fmt}-{x.acc_fmt}-x{x.lanes}-p{x.pipeline}-a{x.acc_stages}")
+    (LMulDotConfig(fmt="e4m3", acc_fmt="fp32", lanes=4, mode="exact", pipeline=1), 2),     # the exact engine
+    (LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=3, mode="exact", pipeline=0), 2),
+], ids=lambda x: getattr(x, "fmt", None) and (f"{x.fmt}-{x.acc_fmt}-x{x.lanes}-p{x.pipeline}-a{x.acc_stages}"
+                                              + ("-exact" if x.mode == "exact" else "")))
 def test_lmuldot_random(cfg, beats, sim_opts):
     a, b = dot_vectors(cfg, 300, beats, seed=cfg.lanes)
     want = golden.lmul_dot(a, b, cfg.format, cfg.acc_format, cfg.mode, cfg.overflow)

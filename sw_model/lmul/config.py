@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sw_model.config import ConfigError, check_choice, check_float_format, check_int
-from sw_model.lmul.golden import MODES, OVERFLOW_POLICIES
+from sw_model.lmul.golden import DOT_MODES, MODES, OVERFLOW_POLICIES
 from sw_model.numerics.formats import FloatFormat, get_format
 
 ADD_STEPS = 5        # the hardware float add's steps (order, align, sum, normalize, round), each a possible register cut
@@ -65,7 +65,10 @@ class LMulDotConfig:
     Pipelining: the tree is `tree_steps` combinational steps (the products, then 4 per float-add level: align, sum,
     normalize, round); `pipeline` register slices are spread evenly over them (0 .. tree_steps + 2). The
     accumulator's float add takes `acc_stages` cycles (1 .. 5), and the unit takes a beat every `acc_stages` cycles
-    (the accumulation is a loop). Latency `pipeline + acc_stages`, II `acc_stages`."""
+    (the accumulation is a loop). Latency `pipeline + acc_stages`, II `acc_stages`.
+
+    `mode="exact"` puts exact multipliers in the lanes instead (the product, exact in `acc_fmt`): the baseline
+    engine the L-Mul engine is compared with."""
     fmt: str = "e4m3"
     acc_fmt: str = "fp32"
     lanes: int = 16
@@ -78,7 +81,7 @@ class LMulDotConfig:
     def __post_init__(self):
         fmt = check_float_format("fmt", self.fmt, max_bits=16)
         acc = check_float_format("acc_fmt", self.acc_fmt)
-        check_choice("mode", self.mode, MODES)
+        check_choice("mode", self.mode, DOT_MODES)
         check_overflow(self.fmt, self.overflow)
         check_int("lanes", self.lanes, 1, 256)
         check_int("pipeline", self.pipeline, 0, self.tree_steps + 2)
@@ -87,6 +90,14 @@ class LMulDotConfig:
             raise ConfigError(f"acc_fmt: got {self.acc_fmt!r}, allowed: an IEEE-like format (fp32, bf16, fp16, ...)")
         # Every L-Mul product (normal, zero, Inf or NaN) must be exactly representable in the accumulator.
         lo, hi = fmt.emin, (fmt.max_finite_code >> fmt.man_bits) - fmt.bias
+        if self.mode == "exact":
+            # every exact product (subnormal x subnormal up to max x max) must be an exact normal acc_fmt value
+            lo_p, hi_p = 2 * (fmt.emin - fmt.man_bits), 2 * hi + 1
+            if acc.man_bits < 2 * fmt.man_bits + 1 or acc.emin > lo_p or \
+                    (acc.inf_code >> acc.man_bits) - 1 - acc.bias < hi_p:
+                raise ConfigError(f"acc_fmt: got {self.acc_fmt!r}, allowed with mode='exact': a format that holds "
+                                  f"every exact {self.fmt} product (at least {2 * fmt.man_bits + 1} mantissa bits, "
+                                  f"exponents {lo_p}..{hi_p})")
         if acc.man_bits < fmt.man_bits or acc.emin > lo or (acc.inf_code >> acc.man_bits) - 1 - acc.bias < hi:
             raise ConfigError(f"acc_fmt: got {self.acc_fmt!r}, allowed: a format that holds every {self.fmt} value "
                               f"exactly (at least {fmt.man_bits} mantissa bits, exponents {lo}..{hi})")
@@ -122,4 +133,7 @@ PRESETS_LMUL = {
     # every tree step registered (1 + 5 * levels) and the accumulator's add over 5 cycles: >= 100 MHz on ECP5
     "lmuldot-e4m3x16": LMulDotConfig(fmt="e4m3", acc_fmt="fp32", lanes=16, pipeline=21, acc_stages=5),
     "lmuldot-e5m2x8-bf16": LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=8, pipeline=16, acc_stages=3),
+    # the exact-multiplier engine the L-Mul engine is compared with, pipelined the same way
+    "exactdot-e4m3x16": LMulDotConfig(fmt="e4m3", acc_fmt="fp32", lanes=16, mode="exact", pipeline=21,
+                                      acc_stages=5),
 }

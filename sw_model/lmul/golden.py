@@ -21,6 +21,8 @@ import numpy as np
 from sw_model.numerics.formats import FloatFormat, decode, encode, get_format
 
 MODES = ("adder", "formula")
+#: the dot product's lane multipliers: L-Mul (either mode) or "exact", the exact product in the accumulator format
+DOT_MODES = MODES + ("exact",)
 OVERFLOW_POLICIES = ("saturate", "inf")
 
 
@@ -175,14 +177,27 @@ def tree_sum(codes, acc_fmt) -> np.ndarray:
     return level[..., 0]
 
 
+def exact_products(a_codes, b_codes, fmt, acc_fmt) -> np.ndarray:
+    """The exact product of two `fmt` codes as `acc_fmt` codes (subnormal operands kept; NaN canonical, Inf x 0
+    is NaN). Exact when `acc_fmt` holds every product (LMulDotConfig checks that for mode="exact")."""
+    fmt, acc_fmt = _as_float_format(fmt), _as_float_format(acc_fmt)
+    with np.errstate(invalid="ignore", over="ignore"):
+        prod = decode(a_codes, fmt) * decode(b_codes, fmt)          # float64: exact for <= 26-bit significands
+    out = np.asarray(encode(prod, acc_fmt))
+    return np.where(np.isnan(prod), acc_fmt.nan_code, out).astype(out.dtype)
+
+
 def lmul_dot(a_codes, b_codes, fmt, acc_fmt, mode: str = "adder", overflow: str = "saturate") -> np.ndarray:
     """L-Mul dot product as the N-lane unit computes it.
 
     a_codes, b_codes: (..., beats, lanes). Each beat's lane products are L-Mul codes in `fmt`, widened exactly
-    to `acc_fmt` and summed by `tree_sum`; the beat sums are accumulated in order, ((t0 + t1) + t2) + ...
-    Returns acc_fmt codes of shape (...)."""
+    to `acc_fmt` (mode "exact": the exact products, `exact_products`), and summed by `tree_sum`; the beat sums
+    are accumulated in order, ((t0 + t1) + t2) + ... Returns acc_fmt codes of shape (...)."""
     fmt, acc_fmt = _as_float_format(fmt), _as_float_format(acc_fmt)
-    prods = widen(lmul(a_codes, b_codes, fmt, mode, overflow), fmt, acc_fmt)
+    if mode == "exact":
+        prods = exact_products(a_codes, b_codes, fmt, acc_fmt)
+    else:
+        prods = widen(lmul(a_codes, b_codes, fmt, mode, overflow), fmt, acc_fmt)
     beats = tree_sum(prods, acc_fmt)
     acc = beats[..., 0]
     for k in range(1, beats.shape[-1]):

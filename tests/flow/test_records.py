@@ -209,3 +209,16 @@ def test_real_asic_report(tmp_path, monkeypatch):
     assert r["area_um2"] > 1000 and r["cell_count"] == sum(r["cells"].values())
     assert 0.3 < r["delay_ns"] < 10 and r["critical_path"]["cells"] >= 2
     assert r["tools"]["sta"].startswith("OpenSTA")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_run_records_keeps_the_order_and_reports_each(fake_flow, jobs):
+    points = [("lmul-e4m3", PRESETS["lmul-e4m3"], "ecp5"), ("lmul-e5m2", PRESETS["lmul-e5m2"], "xc7"),
+              ("lmul-e4m3", PRESETS["lmul-e4m3"], "ice40")]
+    seen = []
+    got = records.run_records(points, jobs=jobs, on_record=seen.append)
+    assert [(r["preset"], r["target"]) for r in got] == [(n, t) for n, _c, t in points]
+    assert sorted((r["preset"], r["target"]) for r in seen) == sorted((n, t) for n, _c, t in points)
+    assert all(r["status"] == "ok" for r in got)
+    again = records.run_records(points, jobs=jobs)               # the workers wrote the cache
+    assert all(r["cached"] for r in again)

@@ -12,7 +12,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from sw_model.lmul.golden import float_add, fmul, lmul, lmul_constant, lmul_dot, offset_lsbs, tree_sum, widen
+from sw_model.lmul.golden import (exact_products, float_add, fmul, lmul, lmul_constant, lmul_dot, offset_lsbs,
+                                  tree_sum, widen)
 from sw_model.numerics.formats import decode, encode, get_format
 
 E4M3, E5M2, E3M4 = get_format("e4m3"), get_format("e5m2"), get_format("e3m4")
@@ -384,6 +385,46 @@ def test_lmul_dot_matches_tree_then_beats():
         acc = float_add(float_add(float_add(t[:, 0], t[:, 1], FP16), t[:, 2], FP16), t[:, 3], FP16)
         assert np.array_equal(got, acc)
     assert lmul_dot(a, b, "e4m3", "fp16").shape == (50,)
+
+
+@pytest.mark.parametrize("name", ["e4m3", "e5m2"])
+def test_exact_products_vs_ml_dtypes_float32(name):
+    """The exact-dot lanes (mode="exact"): all 65,536 products as fp32 codes equal numpy's float32 product of the
+    ml_dtypes values (exact: <= 8-bit significands), subnormal operands included; NaN canonical."""
+    fmt = get_format(name)
+    a, b = _all_pairs(fmt)
+    fa = a.astype(np.uint8).view(ML_TWIN[name]).astype(np.float32)
+    fb = b.astype(np.uint8).view(ML_TWIN[name]).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ref = (fa * fb).view(np.uint32).astype(np.int64)
+        nan = np.isnan(fa * fb)
+    got = exact_products(a, b, fmt, FP32).astype(np.int64)
+    assert (got[nan] == FP32.nan_code).all() and nan.sum() > 1000
+    assert np.array_equal(got[~nan], ref[~nan])
+    sub = (a & ((1 << (fmt.bits - 1)) - 1)) < (1 << fmt.man_bits)          # exponent field 0: zero or subnormal
+    assert (got[sub & ~nan & (decode(a, fmt) != 0) & (decode(b, fmt) != 0)] & 0x7FFFFFFF).min() > 0   # kept
+
+
+def test_lmul_dot_exact_mode_sums_exact_products():
+    rng = np.random.default_rng(8)
+    a, b = rng.integers(0, 256, (40, 3, 4)), rng.integers(0, 256, (40, 3, 4))
+    got = lmul_dot(a, b, "e4m3", "fp32", mode="exact")
+    t = tree_sum(exact_products(a, b, E4M3, FP32), FP32)
+    acc = float_add(float_add(t[:, 0], t[:, 1], FP32), t[:, 2], FP32)
+    assert np.array_equal(got, acc)
+    assert not np.array_equal(got, lmul_dot(a, b, "e4m3", "fp32"))           # not the L-Mul engine
+
+
+def test_exact_mode_needs_an_accumulator_that_holds_every_product():
+    from sw_model.config import ConfigError
+    from sw_model.lmul.config import LMulDotConfig
+    LMulDotConfig(fmt="e4m3", acc_fmt="bf16", mode="exact")     # 7 fraction bits, exponents -18..17: fits
+    with pytest.raises(ConfigError, match=r"acc_fmt: got 'fp16', allowed with mode='exact'.*exponents -18\.\.17"):
+        LMulDotConfig(fmt="e4m3", acc_fmt="fp16", mode="exact")
+    with pytest.raises(ConfigError, match=r"acc_fmt: got 'fp32'.*at least 15 mantissa bits"):
+        LMulDotConfig(fmt="bf16", acc_fmt="fp32", mode="exact")
+    with pytest.raises(ConfigError, match=r"mode: got 'exakt', allowed: adder, formula, exact"):
+        LMulDotConfig(mode="exakt")
 
 
 # --- bad input -------------------------------------------------------------------------------------------------
