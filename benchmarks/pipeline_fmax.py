@@ -11,7 +11,8 @@ so "per LUT" is that rate divided by the ECP5 LUT4 count, and `change` compares 
     python benchmarks/pipeline_fmax.py [--designs attention-4x4-d8,sdsa-8x16] [--out docs/results]
                                        [--stem pipeline_fmax_85f]
 writes <out>/<stem>.json and .md after every design (a partial run still leaves results). Designs are preset names;
-`name:field=value,...` overrides fields of the "after" config (e.g. `sdsa-16x32:pipeline=2`).
+`name:field=value,...` overrides fields of the "after" config (e.g. `sdsa-16x32:pipeline=2`); `name@after` measures
+only that setting of the design (`--settings` gives the default for all).
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def rate_per_cycle(cfg) -> tuple[float, str]:
 
 
 def parse_design(text: str):
+    text, _, only = text.partition("@")
     name, _, sets = text.partition(":")
     if name not in PRESETS:
         raise SystemExit(f"--designs: got {name!r}, allowed: preset names")
@@ -57,7 +59,9 @@ def parse_design(text: str):
     if fields is None:
         raise SystemExit(f"--designs: {name} is a {after.unit!r} unit, allowed: {', '.join(PIPELINE_FIELDS)}")
     before = dataclasses.replace(after, **{f: 0 for f in fields})
-    return name, fields, before, after
+    if only not in ("", "before", "after"):
+        raise SystemExit(f"--designs: got @{only!r} for {name}, allowed: @before or @after")
+    return text, fields, before, after, only
 
 
 def critical_path(workdir: str) -> dict:
@@ -120,14 +124,21 @@ def main(argv=None):
     ap.add_argument("--settings", default="before,after")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
     ap.add_argument("--stem", default="pipeline_fmax_85f")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows already in <stem>.json and measure only the missing design/settings")
     args = ap.parse_args(argv)
     plan = [parse_design(d) for d in args.designs.split(",")]      # every name checked before any synthesis
     command = f"python benchmarks/pipeline_fmax.py --designs {args.designs}"
     command += (f" --settings {args.settings}" if args.settings != "before,after" else "")
     command += (f" --stem {args.stem}" if args.stem != "pipeline_fmax_85f" else "")
-    rows = []
-    for name, fields, before, after in plan:
-        for tag in args.settings.split(","):
+    rows, old = [], Path(args.out) / f"{args.stem}.json"
+    if args.resume and old.exists():
+        rows = json.loads(old.read_text())["results"]
+        command = json.loads(old.read_text())["command"] + f"; then {command} --resume"
+    for name, fields, before, after, only in plan:
+        for tag in ([only] if only else args.settings.split(",")):
+            if any(r["design"] == name and r["setting"] == tag for r in rows):
+                continue
             rows.append(measure(name, tag, before if tag == "before" else after, fields))
             write(Path(args.out), args.stem, command, rows)
 
