@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PART = "LFE5U-85F"
 ATTENTION_KEYS = 256
 #: The pipelining fields of each family; "before" sets all of them to 0.
-PIPELINE_FIELDS = {"attention": ("max_pipe", "exp_pipe", "sum_pipe", "lane_pipe"), "sdsa": ("pipeline",)}
+PIPELINE_FIELDS = {"attention": ("mul_pipe", "max_pipe", "exp_pipe", "sum_pipe", "lane_pipe"), "sdsa": ("pipeline",)}
 DEFAULT_DESIGNS = ["attention-4x4-d8", "attention-8x8-d32", "attention-8x8-d32-lmul", "sdsa-8x16", "sdsa-16x32"]
 
 
