@@ -266,7 +266,9 @@ class AttentionArray(wiring.Component):
             assert (len(sld), len(slnv_now)) == (len(lane.sld), len(lane.slnv)), "lane_sum_shapes != the trees"
             slnv = Signal.like(lane.slnv, name=f"col{p}_slnv")    # the column sum, registered
             m.d.sync += slnv.eq(slnv_now)
-            m.d.comb += [lane.ctl.eq(lane_ctl), lane.lm.eq(registered_tree(m, masked, maximum, cfg.max_pipe, f"col{p}_max")), lane.sld.eq(sld), lane.slnv.eq(slnv)]
+            # the lane's max with RM counts as one more level when the max tree's slices are placed
+            lm = registered_tree(m, masked, maximum, cfg.max_pipe, f"col{p}_max", consumer_levels=1)
+            m.d.comb += [lane.ctl.eq(lane_ctl), lane.lm.eq(lm), lane.sld.eq(sld), lane.slnv.eq(slnv)]
             m.d.comb += [pe.rm.eq(lane.rm) for pe in col]
             lanes.append(lane)
 
