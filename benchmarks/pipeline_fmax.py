@@ -8,10 +8,11 @@ package's pins), DSP inference on. Throughput per design, from the design's own 
 - SDSA: Q rows per second (II = 1, one row per cycle);
 so "per LUT" is that rate divided by the ECP5 LUT4 count, and `change` compares after with before.
 
-    python benchmarks/pipeline_fmax.py [--designs attention-4x4-d8,sdsa-8x16] [--out docs/results]
+    python benchmarks/pipeline_fmax.py [--designs attention-4x4-d8 sdsa-8x16 ...] [--out docs/results]
                                        [--stem pipeline_fmax_85f]
 writes <out>/<stem>.json and .md after every design (a partial run still leaves results). Designs are preset names;
-`name:field=value,...` overrides fields of the "after" config (e.g. `sdsa-16x32:pipeline=2`).
+`name:field=value,...` overrides fields of the "after" config (e.g. `sdsa-16x32:pipeline=2`); `name@after` measures
+only that setting of the design (`--settings` gives the default for all).
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PART = "LFE5U-85F"
 ATTENTION_KEYS = 256
 #: The pipelining fields of each family; "before" sets all of them to 0.
-PIPELINE_FIELDS = {"attention": ("max_pipe", "exp_pipe", "sum_pipe", "lane_pipe"), "sdsa": ("pipeline",)}
-DEFAULT_DESIGNS = "attention-4x4-d8,attention-8x8-d32,attention-8x8-d32-lmul,sdsa-8x16,sdsa-16x32"
+PIPELINE_FIELDS = {"attention": ("mul_pipe", "max_pipe", "exp_pipe", "sum_pipe", "lane_pipe"), "sdsa": ("pipeline",)}
+DEFAULT_DESIGNS = ["attention-4x4-d8", "attention-8x8-d32", "attention-8x8-d32-lmul", "sdsa-8x16", "sdsa-16x32"]
 
 
 def rate_per_cycle(cfg) -> tuple[float, str]:
@@ -47,6 +48,7 @@ def rate_per_cycle(cfg) -> tuple[float, str]:
 
 
 def parse_design(text: str):
+    text, _, only = text.partition("@")
     name, _, sets = text.partition(":")
     if name not in PRESETS:
         raise SystemExit(f"--designs: got {name!r}, allowed: preset names")
@@ -57,7 +59,9 @@ def parse_design(text: str):
     if fields is None:
         raise SystemExit(f"--designs: {name} is a {after.unit!r} unit, allowed: {', '.join(PIPELINE_FIELDS)}")
     before = dataclasses.replace(after, **{f: 0 for f in fields})
-    return name, fields, before, after
+    if only not in ("", "before", "after"):
+        raise SystemExit(f"--designs: got @{only!r} for {name}, allowed: @before or @after")
+    return text, fields, before, after, only
 
 
 def critical_path(workdir: str) -> dict:
@@ -116,18 +120,25 @@ def write(out: Path, stem: str, command: str, rows: list[dict]):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--designs", default=DEFAULT_DESIGNS)
+    ap.add_argument("--designs", nargs="+", default=DEFAULT_DESIGNS)
     ap.add_argument("--settings", default="before,after")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
     ap.add_argument("--stem", default="pipeline_fmax_85f")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows already in <stem>.json and measure only the missing design/settings")
     args = ap.parse_args(argv)
-    plan = [parse_design(d) for d in args.designs.split(",")]      # every name checked before any synthesis
-    command = f"python benchmarks/pipeline_fmax.py --designs {args.designs}"
+    plan = [parse_design(d) for d in args.designs]      # every name checked before any synthesis
+    command = f"python benchmarks/pipeline_fmax.py --designs {' '.join(args.designs)}"
     command += (f" --settings {args.settings}" if args.settings != "before,after" else "")
     command += (f" --stem {args.stem}" if args.stem != "pipeline_fmax_85f" else "")
-    rows = []
-    for name, fields, before, after in plan:
-        for tag in args.settings.split(","):
+    rows, old = [], Path(args.out) / f"{args.stem}.json"
+    if args.resume and old.exists():
+        rows = json.loads(old.read_text())["results"]
+        command = json.loads(old.read_text())["command"] + f"; then {command} --resume"
+    for name, fields, before, after, only in plan:
+        for tag in ([only] if only else args.settings.split(",")):
+            if any(r["design"] == name and r["setting"] == tag for r in rows):
+                continue
             rows.append(measure(name, tag, before if tag == "before" else after, fields))
             write(Path(args.out), args.stem, command, rows)
 

@@ -13,7 +13,7 @@ while stalled):
   `out_frac` fractional bits), in query order, and then accepts the next query tile.
 
 Per key tile (M0 keys, the last one may be partial): S phase (head_dim cycles, scores accumulate in the PEs),
-G1 (column max -> running max, 1 + max_pipe cycles: the column max trees have max_pipe register slices),
+G1 (column max -> running max, 1 + mul_pipe + max_pipe cycles: the column max trees have max_pipe register slices),
 G2 (exponentials -> PE prob registers, corrections, 1 + exp_pipe cycles), PV phase (head_dim cycles, prob x V
 registered, summed down each column by a tree with sum_pipe register slices, registered, into the lanes, which
 rotate head_dim + 1 + lane_pipe times lane_delay = 2 + sum_pipe cycles behind; the lanes take the probability
@@ -74,7 +74,7 @@ class AttentionArray(wiring.Component):
                 "cycle_model": "sw_model.attention.timing.cycle_model",
                 "tile_cycles": cfg.tile_cycles, "recip_cycles": cfg.recip_bits,
                 "lane_delay": cfg.lane_delay, "norm_cycles": cfg.norm_cycles, "rd_delay": cfg.rd_delay,
-                "mult": cfg.mult, "max_pipe": cfg.max_pipe, "exp_pipe": cfg.exp_pipe, "sum_pipe": cfg.sum_pipe,
+                "mult": cfg.mult, "mul_pipe": cfg.mul_pipe, "max_pipe": cfg.max_pipe, "exp_pipe": cfg.exp_pipe, "sum_pipe": cfg.sum_pipe,
                 "lane_pipe": cfg.lane_pipe}
 
     def elaborate(self, platform):
@@ -84,7 +84,7 @@ class AttentionArray(wiring.Component):
 
         mode = Signal(Mode)
         phase = Signal(Phase)
-        c = Signal(range(max(cfg.norm_cycles, cfg.max_pipe, cfg.exp_pipe) + 1))   # phase / normalisation counter
+        c = Signal(range(max(cfg.norm_cycles, cfg.mul_pipe + cfg.max_pipe, cfg.exp_pipe) + 1))   # phase / normalisation counter
         n_q = Signal(range(P0 + 1))
         oq = Signal(range(P0 + 1))
         first = Signal(init=1)
@@ -105,7 +105,7 @@ class AttentionArray(wiring.Component):
         pe_ctl, lane_ctl = Signal(PEControl), Signal(LaneControl)
         s_phase, pv_phase = phase == Phase.S, phase == Phase.PV
         # G1 and G2 strobe in their last cycle, once the max trees / exponential registers have caught up
-        g1_now = (phase == Phase.G1) & (c == cfg.max_pipe)
+        g1_now = (phase == Phase.G1) & (c == cfg.mul_pipe + cfg.max_pipe)
         g2_now = (phase == Phase.G2) & (c == cfg.exp_pipe)
         m.d.comb += [pe_ctl.step.eq(s_phase), pe_ctl.clear.eq(c == 0), pe_ctl.pv.eq(pv_phase),
                      pe_ctl.load_prob.eq(g2_now)]
@@ -176,7 +176,7 @@ class AttentionArray(wiring.Component):
                 m.d.sync += [phase.eq(Phase.G1), c.eq(0)]
         with m.Elif(phase == Phase.G1):
             m.d.sync += c.eq(c + 1)
-            with m.If(c == cfg.max_pipe):
+            with m.If(c == cfg.mul_pipe + cfg.max_pipe):
                 m.d.sync += [phase.eq(Phase.G2), c.eq(0), first.eq(0), was_first.eq(first)]
         with m.Elif(phase == Phase.G2):
             m.d.sync += c.eq(c + 1)
@@ -266,7 +266,9 @@ class AttentionArray(wiring.Component):
             assert (len(sld), len(slnv_now)) == (len(lane.sld), len(lane.slnv)), "lane_sum_shapes != the trees"
             slnv = Signal.like(lane.slnv, name=f"col{p}_slnv")    # the column sum, registered
             m.d.sync += slnv.eq(slnv_now)
-            m.d.comb += [lane.ctl.eq(lane_ctl), lane.lm.eq(registered_tree(m, masked, maximum, cfg.max_pipe, f"col{p}_max")), lane.sld.eq(sld), lane.slnv.eq(slnv)]
+            # the lane's max with RM counts as one more level when the max tree's slices are placed
+            lm = registered_tree(m, masked, maximum, cfg.max_pipe, f"col{p}_max", consumer_levels=1)
+            m.d.comb += [lane.ctl.eq(lane_ctl), lane.lm.eq(lm), lane.sld.eq(sld), lane.slnv.eq(slnv)]
             m.d.comb += [pe.rm.eq(lane.rm) for pe in col]
             lanes.append(lane)
 

@@ -31,7 +31,8 @@ class PE(wiring.Component):
     L-Mul for `mult` != "exact"), time-shared between the two phases:
 
     - S (head_dim cycles with `ctl.step`): acc <= (ctl.clear ? 0 : acc) + q * k, the score (output-stationary);
-      `logit` = acc >> score_shift (combinational from acc).
+      `logit` = acc >> score_shift (combinational from acc). With `mul_pipe` the operands and strobes are
+      registered first: every product (score and PV) lands one cycle later.
     - G2 (`ctl.load_prob` in its last cycle): prob <= keep ? exp2(-(rm - logit)) : 0; `rm` is the lane's
       running max (>= logit), `keep` = 0 for a padding row of a partial tile or a causally masked key. The
       exponential path has `exp_pipe` free-running registers (after rm - logit, then after the table lookup):
@@ -57,18 +58,23 @@ class PE(wiring.Component):
         m = Module()
         cfg = self.config
         acc = Signal(signed(cfg.score_width))
-        # operand a: the probability (unsigned, W+1 bits) in PV, Q in S; widened to a common signed shape
+        # operand a: the probability (unsigned, W+1 bits) in PV, Q in S; widened to a common signed shape.
+        # mul_pipe: the operands and the S strobes go through registers, so the product (and the score) follow
+        # one cycle later and the sequencer's decode stays out of the multiply-accumulate path
+        dom = "sync" if cfg.mul_pipe else "comb"
         a = Signal(pe_operand_shape(cfg))
-        m.d.comb += a.eq(Mux(self.ctl.pv, self.prob, self.q))
+        m.d[dom] += a.eq(Mux(self.ctl.pv, self.prob, self.q))
         b = Signal(signed(cfg.data_bits))
-        m.d.comb += b.eq(Mux(self.ctl.pv, self.v, self.k))
+        m.d[dom] += b.eq(Mux(self.ctl.pv, self.v, self.k))
+        step, clear = Signal(), Signal()
+        m.d[dom] += [step.eq(self.ctl.step), clear.eq(self.ctl.clear)]
         product = Signal(pe_product_shape(cfg))
         if cfg.mult == "exact":
             m.d.comb += product.eq(a * b)
         else:      # |L-Mul| <= 1.5 |a| |b| < 2^(len(a) + data_bits - 1): the exact product's width holds it
             m.d.comb += product.eq(lmul_fixed(m, a, b, cfg.lmul_man, 0, len(a) + cfg.data_bits - 1, "lmul"))
-        with m.If(self.ctl.step):
-            m.d.sync += acc.eq(Mux(self.ctl.clear, 0, acc) + product)
+        with m.If(step):
+            m.d.sync += acc.eq(Mux(clear, 0, acc) + product)
         # PV products are registered before the column adder tree (which then has a cycle of its own)
         m.d.sync += self.pv_product.eq(product)
         m.d.comb += self.logit.eq(acc >> cfg.score_shift)

@@ -39,19 +39,21 @@ def max_tree(values: list):
     return reduce_tree(values, maximum)
 
 
-def registered_tree(m, values: list, op, slices: int, name: str):
-    """The pairwise tree of `op` over `values` with `slices` register slices that cut its ceil(log2 n) levels
-    into slices + 1 runs of nearly equal length (the last run ends in the consumer's own register; more slices
-    than levels stack up). The registers load every cycle (no enable): the result follows its inputs `slices`
-    cycles later. slices = 0 is `reduce_tree`."""
+def registered_tree(m, values: list, op, slices: int, name: str, consumer_levels: int = 0):
+    """The pairwise tree of `op` over `values` with `slices` register slices that cut its ceil(log2 n) levels,
+    plus `consumer_levels` levels of logic the consumer adds after the tree, into slices + 1 runs of nearly
+    equal length (no slice goes past the tree's output; more slices than levels stack up). The registers load
+    every cycle (no enable): the result follows its inputs `slices` cycles later. slices = 0 is `reduce_tree`."""
     values = list(values)
     if not values:
         raise ValueError(f"registered_tree {name}: got no values, allowed: at least one")
     if slices < 0:
         raise ValueError(f"registered_tree {name}: got slices={slices}, allowed: >= 0")
     levels = max(1, (len(values) - 1).bit_length())       # a single value still gets its registers
+    span = levels + consumer_levels
+    cuts = [min(levels, span * (k + 1) // (slices + 1)) for k in range(slices)]
     for k in range(slices):
-        for _ in range(levels * k // (slices + 1), levels * (k + 1) // (slices + 1)):
+        for _ in range(cuts[k - 1] if k else 0, cuts[k]):
             values = pair_level(values, op)
         regs = []
         for j, value in enumerate(values):

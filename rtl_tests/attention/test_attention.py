@@ -78,10 +78,10 @@ def test_cycle_model(cfg, sim_opts):
 
 
 @pytest.mark.parametrize("cfg", [
-    dataclasses.replace(SMALLEST, max_pipe=0, exp_pipe=0, sum_pipe=0, lane_pipe=0),    # no pipelining at all
+    dataclasses.replace(SMALLEST, mul_pipe=0, max_pipe=0, exp_pipe=0, sum_pipe=0, lane_pipe=0),   # none at all
     # the largest sum_pipe and then lane_pipe head_dim 1 allows
-    dataclasses.replace(SMALLEST, max_pipe=0, exp_pipe=0, sum_pipe=2, lane_pipe=1),
-    dataclasses.replace(ODD, max_pipe=3, exp_pipe=2, sum_pipe=0, lane_pipe=2),     # more slices than tree levels
+    dataclasses.replace(SMALLEST, mul_pipe=0, max_pipe=0, exp_pipe=0, sum_pipe=2, lane_pipe=1),
+    dataclasses.replace(ODD, mul_pipe=0, max_pipe=3, exp_pipe=2, sum_pipe=0, lane_pipe=2),   # slices > tree levels
     dataclasses.replace(TALL, max_pipe=2, exp_pipe=0, sum_pipe=3, lane_pipe=3),
 ], ids=["smallest-p0000", "smallest-p0021", "odd-p3202", "tall-p2033"])
 def test_pipelining_cycle_model(cfg, sim_opts):
@@ -89,8 +89,8 @@ def test_pipelining_cycle_model(cfg, sim_opts):
     puts it (tile_cycles and lane_delay in the manifest follow the fields)."""
     from hwgen.attention.array import AttentionArray
     t = AttentionArray(cfg).timing()
-    assert t["tile_cycles"] == 2 * cfg.head_dim + 2 + cfg.max_pipe + cfg.exp_pipe
-    assert t["lane_delay"] == 2 + cfg.sum_pipe and t["norm_cycles"] == cfg.head_dim + 1 + cfg.lane_pipe
+    assert t["tile_cycles"] == 2 * cfg.head_dim + 2 + cfg.mul_pipe + cfg.max_pipe + cfg.exp_pipe
+    assert t["lane_delay"] == 2 + cfg.mul_pipe + cfg.sum_pipe and t["norm_cycles"] == cfg.head_dim + 1 + cfg.lane_pipe
     groups = [rand_qkv(cfg, cfg.p0, 3 * cfg.m0 + 1, seed=3), rand_qkv(cfg, 1, cfg.m0, seed=4)]
     run(cfg, groups, sim_opts, gap=0.3, backpressure=0.3, seed=5)
     res, _ = run(cfg, groups, sim_opts, gap=0.0, backpressure=0.0)

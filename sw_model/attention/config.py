@@ -37,7 +37,9 @@ class AttentionConfig:
     why: an L-Mul by PRM = 1 is not the identity, so the corrections compound a bias over the tiles).
 
     Pipelining (each adds register slices and cycles, never changes a value; `sw_model.attention.timing`):
-    `max_pipe` register slices in each column's running-max tree (G1 waits max_pipe more cycles per key tile);
+    `mul_pipe` (0 or 1) registers the PE multiplier's operands and strobes (the sequencer's decode no longer
+    feeds the multiplier and the score adder in the same cycle): G1 lasts one more cycle, the lanes trail PV one
+    more cycle; `max_pipe` register slices in each column's running-max tree (G1 waits max_pipe more cycles per key tile);
     `exp_pipe` registers on the exponential paths (1: after the subtraction RM - logit, 2: also after the table
     lookup; G2 lasts 1 + exp_pipe cycles per key tile); `sum_pipe` register slices in each column's adder trees
     (the lanes trail the PV phase by 2 + sum_pipe cycles); `lane_pipe` register slices more in each lane's
@@ -55,6 +57,7 @@ class AttentionConfig:
     causal: bool = False
     mult: str = "exact"
     lmul_man: int = 7
+    mul_pipe: int = 1
     max_pipe: int = 1
     exp_pipe: int = 1
     sum_pipe: int = 1
@@ -75,6 +78,7 @@ class AttentionConfig:
             raise ConfigError(f"causal: got {self.causal!r}, allowed: true or false")
         check_choice("mult", self.mult, MULTS)
         check_int("lmul_man", self.lmul_man, 1, 16)
+        check_int("mul_pipe", self.mul_pipe, 0, 1)
         check_int("max_pipe", self.max_pipe, 0, 8)
         check_int("exp_pipe", self.exp_pipe, 0, 2)
         check_int("sum_pipe", self.sum_pipe, 0, 8)
@@ -130,15 +134,15 @@ class AttentionConfig:
 
     @property
     def tile_cycles(self) -> int:
-        """Cycles of one key tile in the 2D array: S (head_dim), G1 (1 + max_pipe), G2 (1 + exp_pipe), PV
-        (head_dim)."""
-        return 2 * self.head_dim + 2 + self.max_pipe + self.exp_pipe
+        """Cycles of one key tile in the 2D array: S (head_dim), G1 (1 + mul_pipe + max_pipe), G2 (1 + exp_pipe),
+        PV (head_dim)."""
+        return 2 * self.head_dim + 2 + self.mul_pipe + self.max_pipe + self.exp_pipe
 
     @property
     def lane_delay(self) -> int:
-        """Cycles the lanes trail the PV phase: the registered PE products, the sum_pipe slices of the column
-        adder tree and the registered column sum."""
-        return 2 + self.sum_pipe
+        """Cycles the lanes trail the PV phase: the mul_pipe operand registers, the registered PE products, the
+        sum_pipe slices of the column adder tree and the registered column sum."""
+        return 2 + self.mul_pipe + self.sum_pipe
 
     @property
     def rd_delay(self) -> int:

@@ -124,7 +124,7 @@ def test_stream_beats():
 
 
 def test_cycle_model_numbers():
-    cfg = AttentionConfig(head_dim=4, m0=3, p0=2, max_pipe=0, exp_pipe=0, sum_pipe=0, lane_pipe=0)
+    cfg = AttentionConfig(head_dim=4, m0=3, p0=2, mul_pipe=0, max_pipe=0, exp_pipe=0, sum_pipe=0, lane_pipe=0)
     model = cycle_model(cfg, [(2, 7)])
     # Q at 0,1; K rows 2,3,4 -> full at 5 = swap 0; tile 1 rows at 6,7,8, full 9 < free 5+10=15 -> swap 15
     assert model["in_cycles"] == [0, 1, 2, 3, 4, 6, 7, 8, 16]
@@ -138,21 +138,22 @@ def test_cycle_model_numbers():
 
 
 def test_cycle_model_numbers_pipelined():
-    """The same stream with max_pipe 1, exp_pipe 2, sum_pipe 1, lane_pipe 2: key tiles of 2 * 4 + 2 + 1 + 2 = 13
-    cycles, the reciprocal 1 + 2 cycles later in the last tile, the lanes one cycle further behind with two more
-    bubble rotations, normalisation in 4 + 1 + 2 rotations."""
-    cfg = AttentionConfig(head_dim=4, m0=3, p0=2, max_pipe=1, exp_pipe=2, sum_pipe=1, lane_pipe=2)
-    assert (cfg.tile_cycles, cfg.lane_delay, cfg.rd_delay, cfg.norm_cycles) == (13, 3, 3, 7)
+    """The same stream with mul_pipe 1, max_pipe 1, exp_pipe 2, sum_pipe 1, lane_pipe 2: key tiles of
+    2 * 4 + 2 + 1 + 1 + 2 = 14 cycles, the reciprocal 1 + 2 cycles later in the last tile, the lanes two cycles
+    further behind with two more bubble rotations, normalisation in 4 + 1 + 2 rotations."""
+    cfg = AttentionConfig(head_dim=4, m0=3, p0=2, mul_pipe=1, max_pipe=1, exp_pipe=2, sum_pipe=1, lane_pipe=2)
+    assert (cfg.tile_cycles, cfg.lane_delay, cfg.rd_delay, cfg.norm_cycles) == (14, 4, 3, 7)
     model = cycle_model(cfg, [(2, 7)])
-    # swap 0 at 5, tile 1 full at 9 < free 5 + 13 = 18 -> swap 18; its last row at 19 -> swap 31, last PV at 44
-    assert model["in_cycles"] == [0, 1, 2, 3, 4, 6, 7, 8, 19]
-    end = 31 + 13
-    # reciprocal from the first PV cycle (41) + rd_delay + 1; the last lane rotation at end + lane_delay + 1 + 2
-    first = max(end + 3 + 1 + 2, 41 + 4 + cfg.recip_bits + 1) + 1 + 7
+    # swap 0 at 5, tile 1 full at 9 < free 5 + 14 = 19 -> swap 19; its last row at 20 -> swap 33, last PV at 47
+    assert model["in_cycles"] == [0, 1, 2, 3, 4, 6, 7, 8, 20]
+    end = 33 + 14
+    # reciprocal from the first PV cycle (44) + rd_delay + 1; the last lane rotation at end + lane_delay + 1 + 2
+    first = max(end + 4 + 1 + 2, 44 + 4 + cfg.recip_bits + 1) + 1 + 7
     assert model["out_cycles"] == [first, first + 1]
     # the unfused baseline's score pass pays the same G1/G2 cycles per key tile
     assert unfused_cycles(cfg, 2, 7)["cycles"] - unfused_cycles(
-        AttentionConfig(head_dim=4, m0=3, p0=2, max_pipe=0, exp_pipe=0, sum_pipe=0, lane_pipe=0), 2, 7)["cycles"] == 3 * 3
+        AttentionConfig(head_dim=4, m0=3, p0=2, mul_pipe=0, max_pipe=0, exp_pipe=0, sum_pipe=0, lane_pipe=0), 2, 7
+    )["cycles"] == 3 * 4
 
 
 @pytest.mark.parametrize("call,message", [
@@ -220,10 +221,10 @@ def test_manifest_describes_the_streams():
         "x": (15, 3), "v": (15, 3), "kind": (1, None), "last": (1, None)}
     assert streams["o"]["out"]["elem_width"] == cfg.out_width == 8 and streams["o"]["out"]["count"] == 3
     assert man["pe_2d"] == 2 and man["lanes_1d"] == 1
-    # 2 * head_dim + 2 plus the default max_pipe 1 and exp_pipe 1; lanes 2 + sum_pipe 1 behind; the ring
+    # 2 * head_dim + 2 plus the default mul_pipe, max_pipe and exp_pipe 1; lanes 2 + mul_pipe + sum_pipe behind; the ring
     # head_dim + 1 + lane_pipe 1 long; RD x PRM sum_pipe + lane_pipe cycles into PV
-    assert (man["tile_cycles"], man["lane_delay"], man["norm_cycles"], man["rd_delay"]) == (10, 3, 5, 2)
-    assert (man["max_pipe"], man["exp_pipe"], man["sum_pipe"], man["lane_pipe"]) == (1, 1, 1, 1)
+    assert (man["tile_cycles"], man["lane_delay"], man["norm_cycles"], man["rd_delay"]) == (11, 4, 5, 2)
+    assert (man["mul_pipe"], man["max_pipe"], man["exp_pipe"], man["sum_pipe"], man["lane_pipe"]) == (1, 1, 1, 1, 1)
     # no memory arrays at all (a Verilog memory is `reg [w:0] name [0:depth]`): the state is registers whose
     # number follows from the config only, never from the runtime sequence length
     assert not re.search(r"reg\s+(signed\s+)?\[[^\]]+\]\s+\S+\s*\[", text)

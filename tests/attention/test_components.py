@@ -29,7 +29,7 @@ LMUL_SATURATING = AttentionConfig(**{**ODD.__dict__, "max_keys_log2": 1, "mult":
 # the pipelining fields: none at all, and the exponential's longest pipeline with sum_pipe past head_dim (the
 # configs above have the defaults)
 SMALL_P0 = AttentionConfig(**{**SMALL.__dict__, "max_pipe": 0, "exp_pipe": 0, "sum_pipe": 0})
-SMALL_P0 = AttentionConfig(**{**SMALL_P0.__dict__, "lane_pipe": 0})
+SMALL_P0 = AttentionConfig(**{**SMALL_P0.__dict__, "lane_pipe": 0, "mul_pipe": 0})
 ODD_P2 = AttentionConfig(**{**ODD.__dict__, "max_pipe": 2, "exp_pipe": 2, "sum_pipe": 6, "lane_pipe": 3})
 LMUL_P2 = AttentionConfig(**{**LMUL.__dict__, "lane_pipe": 2})
 CONFIGS = [SMALL, ODD, D1, LMUL, LMUL_PRODUCTS, LMUL_SATURATING, SMALL_P0, ODD_P2, LMUL_P2]
@@ -103,7 +103,9 @@ def test_pe_score_prob_and_pv(cfg):
                 ctx.set(dut.k, k[e])
                 ctx.set(dut.v, srand(rng, b))              # ignored in S
                 await ctx.tick()
-            ctx.set(dut.ctl, idle)                         # G1
+            ctx.set(dut.ctl, idle)                         # G1: 1 + mul_pipe cycles
+            for _ in range(cfg.mul_pipe):                  # the last product lands mul_pipe cycles later
+                await ctx.tick()
             logit = sum(product(cfg, q[e], k[e]) for e in range(d)) >> cfg.score_shift
             assert ctx.get(dut.logit) == logit, tile
             await ctx.tick()
@@ -118,16 +120,19 @@ def test_pe_score_prob_and_pv(cfg):
                 await ctx.tick()
             prob = int(G.exp2_neg(cfg, rm - logit)) if keep else 0
             assert ctx.get(dut.prob) == prob, tile
-            for f in range(d):                             # PV
-                ctx.set(dut.ctl, {**idle, "pv": 1, "clear": int(f == 0)})
-                ctx.set(dut.v, v[f])
-                ctx.set(dut.q, srand(rng, b))              # ignored in PV
-                ctx.set(dut.k, srand(rng, b))
+            seen = []
+            for f in range(d + cfg.mul_pipe):              # PV; each product 1 + mul_pipe edges later
+                if f < d:
+                    ctx.set(dut.ctl, {**idle, "pv": 1, "clear": int(f == 0)})
+                    ctx.set(dut.v, v[f])
+                    ctx.set(dut.q, srand(rng, b))          # ignored in PV
+                    ctx.set(dut.k, srand(rng, b))
                 await ctx.tick()
-                # registered: after the edge, with other operands offered, it still holds this cycle's product
+                # registered: after the edge, with other operands offered, it still holds that product
                 ctx.set(dut.v, srand(rng, b))
                 ctx.set(dut.ctl, idle)
-                assert ctx.get(dut.pv_product) == product(cfg, prob, v[f]), (tile, f)
+                seen.append(ctx.get(dut.pv_product))
+            assert seen[cfg.mul_pipe:] == [product(cfg, prob, v[f]) for f in range(d)], tile
             assert ctx.get(dut.prob) == prob               # PV does not disturb the probability
     simulate(dut, bench)
 

@@ -62,12 +62,12 @@ def test_limbs_cover_every_bit_once():
         assert [v.shape().signed for v, _ in pieces] == [False] * (len(pieces) - 1) + [shape.signed]
 
 
-@pytest.mark.parametrize("n,slices", [(1, 2), (2, 1), (5, 2), (8, 3), (8, 5)])
-def test_registered_tree_latency(n, slices):
+@pytest.mark.parametrize("n,slices,consumer", [(1, 2, 0), (2, 1, 0), (2, 1, 1), (5, 2, 0), (8, 3, 1), (8, 5, 0)])
+def test_registered_tree_latency(n, slices, consumer):
     rng = np.random.default_rng(n + slices)
     m = Module()
     xs = [Signal(signed(9), name=f"x{j}") for j in range(n)]
-    top = registered_tree(m, xs, maximum, slices, "t")
+    top = registered_tree(m, xs, maximum, slices, "t", consumer_levels=consumer)
     total = registered_tree(m, xs, lambda a, b: a + b, slices, "s")
     rows = [[int(v) for v in rng.integers(-256, 256, n)] for _ in range(30)] + [[-256] * n, [255] * n]
     got = []
@@ -80,3 +80,13 @@ def test_registered_tree_latency(n, slices):
             await ctx.tick()
     run_clocked(m, bench)
     assert got[slices:] == [(max(r), sum(r)) for r in rows]
+
+
+def test_registered_tree_slice_placement():
+    """Two values, one slice: without a consumer level the register sits on the inputs; with one it sits on the
+    tree's output (so the consumer's own compare gets a cycle of its own)."""
+    m = Module()
+    xs = [Signal(signed(4), name=f"x{j}") for j in range(2)]
+    registered_tree(m, xs, maximum, 1, "early")
+    late = registered_tree(m, xs, maximum, 1, "late", consumer_levels=1)
+    assert isinstance(late, Signal) and late.name == "late_s0_0"       # the registered tree output itself
