@@ -28,7 +28,11 @@ def main(argv=None):
     ap.add_argument("--pipelines", nargs="+", type=int, default=None,
                     help="pipeline settings (default: 0 and the preset's default)")
     ap.add_argument("-o", "--out", default=str(ROOT / "docs" / "results"))
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rows of an existing snn_fmax.json for the (preset, pipeline) pairs not re-run")
     args = ap.parse_args(argv)
+    out = Path(args.out)
+    old = json.loads((out / "snn_fmax.json").read_text()) if args.merge and (out / "snn_fmax.json").exists() else []
     rows = []
     for name in args.presets:
         base = PRESETS[name]
@@ -41,7 +45,10 @@ def main(argv=None):
                    "yosys": r.get("yosys_version"), "nextpnr": r.get("nextpnr_version")}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    out = Path(args.out)
+    done = {(r["preset"], r["pipeline"]) for r in rows}
+    order = {name: k for k, name in enumerate(PRESET_NAMES)}
+    rows = sorted([r for r in old if (r["preset"], r["pipeline"]) not in done] + rows,
+                  key=lambda r: (order.get(r["preset"], 99), r["pipeline"]))
     out.mkdir(parents=True, exist_ok=True)
     (out / "snn_fmax.json").write_text(json.dumps(rows, indent=2) + "\n")
     md = ["# Spiking core: Fmax versus pipeline", "",

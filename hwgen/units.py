@@ -10,10 +10,12 @@ from hwgen.attention.array import AttentionArray
 from hwgen.bitmod.array import BitModArray
 from hwgen.lmul.units import FMul, LMul, LMulDot
 from hwgen.snn.core import SNNCore
+from hwgen.snn.router import MulticastRouter
 from hwgen.snn.sdsa import SDSA
 from hwgen.sparse.chain import SparseChain
 
 COMPONENTS: dict[str, type] = {"lmul": LMul, "fmul": FMul, "lmuldot": LMulDot, "snn_core": SNNCore, "sdsa": SDSA,
+                               "snn_router": MulticastRouter,
                                "bitmod": BitModArray, "sparse_chain": SparseChain, "attention": AttentionArray}
 
 

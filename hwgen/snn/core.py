@@ -111,11 +111,22 @@ class SNNCore(wiring.Component):
         def mag(x, name):                         # |x| and its sign: the decays round toward zero (Lava)
             return {name + "_neg": x < 0, name + "_mag": sig(Mux(x < 0, -x, x).as_unsigned()[:s], s, name + "_mag")}
 
-        def prod(d, name, factor):                # the constant 12-bit decay factor times the magnitude
-            return sig(d[name + "_mag"] * factor, s + 13, name + "_prod")
+        lo_bits = min(s, 17)                      # one ECP5 MULT18X18D / DSP48 input per partial product
+
+        def prod(d, name, factor):
+            """The constant decay factor times the magnitude, as two partial products (low 17 bits, the rest) so
+            that the DSP output is registered before the partial products are added (DSP + adder missed 100 MHz)."""
+            mag = d[name + "_mag"]
+            parts = {name + "_prod": sig(mag[:lo_bits] * factor, lo_bits + 13, name + "_prod")}
+            if s > lo_bits:
+                parts[name + "_prodhi"] = sig(mag[lo_bits:] * factor, s - lo_bits + 13, name + "_prodhi")
+            return parts
 
         def signed_shift(d, name):                # trunc0(x * factor / 4096): magnitude >> 12, sign restored
-            m = d[name + "_prod"] >> 12
+            total = d[name + "_prod"]
+            if name + "_prodhi" in d:
+                total = total + (d[name + "_prodhi"] << lo_bits)
+            m = total >> 12
             return sig(Mux(d[name + "_neg"], -m, m), signed(s + 1), name + "_dec")
 
         keep = lambda d, *names: {k: d[k] for k in names}    # noqa: E731
@@ -125,8 +136,8 @@ class SNNCore(wiring.Component):
                 return {**mag(d["u"], "u"), **mag(d["v"], "v"), "a": d["a"], "v": d["v"], "ref": d["ref"]}
 
             def st_prod(d):
-                return {**keep(d, "u_neg", "v_neg", "a", "v", "ref"), "u_prod": prod(d, "u", 4095 - cfg.du),
-                        "v_prod": prod(d, "v", 4096 - cfg.decay)}
+                return {**keep(d, "u_neg", "v_neg", "a", "v", "ref"), **prod(d, "u", 4095 - cfg.du),
+                        **prod(d, "v", 4096 - cfg.decay)}
 
             def st_dec(d):
                 return {**keep(d, "a", "v", "ref"), "u_dec": signed_shift(d, "u"), "v_dec": signed_shift(d, "v")}
@@ -167,7 +178,7 @@ class SNNCore(wiring.Component):
         def st_leak_prod(d):
             if cfg.leak != "mult":
                 return d
-            return {**keep(d, "refr", "fire", "ref", "v", "v_neg"), "v_prod": prod(d, "v", 4096 - cfg.decay)}
+            return {**keep(d, "refr", "fire", "ref", "v", "v_neg"), **prod(d, "v", 4096 - cfg.decay)}
 
         def st_leak(d):
             v = d["v"]
