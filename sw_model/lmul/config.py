@@ -121,5 +121,5 @@ PRESETS_LMUL = {
     "fmul-bf16": FMulConfig(fmt="bf16"),
     # every tree step registered (1 + 5 * levels) and the accumulator's add over 5 cycles: >= 100 MHz on ECP5
     "lmuldot-e4m3x16": LMulDotConfig(fmt="e4m3", acc_fmt="fp32", lanes=16, pipeline=21, acc_stages=5),
-    "lmuldot-e5m2x8-bf16": LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=8, pipeline=16, acc_stages=3),
+    "lmuldot-e5m2x8-bf16": LMulDotConfig(fmt="e5m2", acc_fmt="bf16", lanes=8, pipeline=16, acc_stages=5),
 }
