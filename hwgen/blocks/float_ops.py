@@ -128,16 +128,26 @@ def fmul_product(a, b, fmt: FloatFormat) -> dict:
     return dict(sign=ua["sign"] ^ ub["sign"], p=sig_a * sig_b, e=exp_a + exp_b - fmt.bias, nan=nan, inf=inf & ~nan)
 
 
+def normalize_amount(m, p, e, width: int):
+    """The shift that `normalize` applies: the leading zeros of `p`, but not below exponent 1 (t < 0: shift right)."""
+    lz = leading_zeros(m, p, width)
+    t = Signal(e.shape(), name="norm_shift")
+    m.d.comb += t.eq(Mux(e - 1 >= lz, lz, e - 1))
+    return t
+
+
+def normalize_shift(m, p, e, t, width: int):
+    """Apply shift `t` of `normalize_amount`: (x, sticky, new exponent of the MSB)."""
+    left = (p << Mux(t >= 0, t, 0)[:width.bit_length()])[:width]
+    right, sticky = shift_right_sticky(m, p, Mux(t < 0, -t, 0), width)
+    return Mux(t < 0, right, left), (t < 0) & sticky, e - t
+
+
 def normalize(m, p, e, width: int):
     """Shift significand `p` (`width` bits) whose MSB has biased exponent `e` so its leading one lands on the
     MSB, but never below exponent 1 (the subnormal range); returns (x, sticky, new exponent of the MSB).
     An `e` below 1 shifts right, OR-ing the lost bits into sticky."""
-    lz = leading_zeros(m, p, width)
-    t = Signal(e.shape(), name="norm_shift")
-    m.d.comb += t.eq(Mux(e - 1 >= lz, lz, e - 1))
-    left = (p << Mux(t >= 0, t, 0)[:len(lz)])[:width]
-    right, sticky = shift_right_sticky(m, p, Mux(t < 0, -t, 0), width)
-    return Mux(t < 0, right, left), (t < 0) & sticky, e - t
+    return normalize_shift(m, p, e, normalize_amount(m, p, e, width), width)
 
 
 def round_code(x, sticky, e, fmt: FloatFormat, extra: int):
