@@ -128,16 +128,26 @@ def fmul_product(a, b, fmt: FloatFormat) -> dict:
     return dict(sign=ua["sign"] ^ ub["sign"], p=sig_a * sig_b, e=exp_a + exp_b - fmt.bias, nan=nan, inf=inf & ~nan)
 
 
+def normalize_amount(m, p, e, width: int):
+    """The shift that `normalize` applies: the leading zeros of `p`, but not below exponent 1 (t < 0: shift right)."""
+    lz = leading_zeros(m, p, width)
+    t = Signal(e.shape(), name="norm_shift")
+    m.d.comb += t.eq(Mux(e - 1 >= lz, lz, e - 1))
+    return t
+
+
+def normalize_shift(m, p, e, t, width: int):
+    """Apply shift `t` of `normalize_amount`: (x, sticky, new exponent of the MSB)."""
+    left = (p << Mux(t >= 0, t, 0)[:width.bit_length()])[:width]
+    right, sticky = shift_right_sticky(m, p, Mux(t < 0, -t, 0), width)
+    return Mux(t < 0, right, left), (t < 0) & sticky, e - t
+
+
 def normalize(m, p, e, width: int):
     """Shift significand `p` (`width` bits) whose MSB has biased exponent `e` so its leading one lands on the
     MSB, but never below exponent 1 (the subnormal range); returns (x, sticky, new exponent of the MSB).
     An `e` below 1 shifts right, OR-ing the lost bits into sticky."""
-    lz = leading_zeros(m, p, width)
-    t = Signal(e.shape(), name="norm_shift")
-    m.d.comb += t.eq(Mux(e - 1 >= lz, lz, e - 1))
-    left = (p << Mux(t >= 0, t, 0)[:len(lz)])[:width]
-    right, sticky = shift_right_sticky(m, p, Mux(t < 0, -t, 0), width)
-    return Mux(t < 0, right, left), (t < 0) & sticky, e - t
+    return normalize_shift(m, p, e, normalize_amount(m, p, e, width), width)
 
 
 def round_code(x, sticky, e, fmt: FloatFormat, extra: int):
@@ -177,10 +187,13 @@ def float_add_order(m, x, y, fmt: FloatFormat) -> dict:
     small = {k: Mux(swap, ux[k], uy[k]) for k in ("sign", "man")}
     big_exp, small_exp = Mux(swap, uy["exp"], ux["exp"]), Mux(swap, ux["exp"], uy["exp"])
     inf = ux["is_inf"] | uy["is_inf"]
+    e_big_m1 = Mux(swap, ey, ex) - 1
     return dict(sig_big=Cat(Const(0, 3), big["man"], big_exp != 0),
                 sig_small=Cat(Const(0, 3), small["man"], small_exp != 0),
                 amount=Mux(amount > L + 3, L + 4, amount)[:(L + 4).bit_length()],
-                subtract=big["sign"] ^ small["sign"], e_big=Mux(swap, ey, ex), big_sign=big["sign"],
+                subtract=big["sign"] ^ small["sign"], e_big=Mux(swap, ey, ex), e_big_m1=e_big_m1,
+                e_big_far=e_big_m1 >= L + 3,
+                big_sign=big["sign"],
                 both_neg=ux["sign"] & uy["sign"], inf=inf, inf_sign=Mux(ux["is_inf"], ux["sign"], uy["sign"]),
                 nan=ux["is_nan"] | uy["is_nan"] | (ux["is_inf"] & uy["is_inf"] & (ux["sign"] != uy["sign"])))
 
@@ -198,7 +211,7 @@ def float_add_sum(m, v: dict, fmt: FloatFormat) -> dict:
     L = fmt.man_bits + 1
     total = Signal(L + 4, name="add_total")
     m.d.comb += total.eq(Mux(v["subtract"], v["sig_big"] - v["sig_small"], v["sig_big"] + v["sig_small"]))
-    rest = {k: v[k] for k in ("e_big", "big_sign", "both_neg", "inf", "inf_sign", "nan")}
+    rest = {k: v[k] for k in ("e_big", "e_big_m1", "e_big_far", "big_sign", "both_neg", "inf", "inf_sign", "nan")}
     return dict(rest, total=total, lz=leading_zeros(m, total[:L + 3], L + 3))
 
 
@@ -209,9 +222,14 @@ def float_add_normalize(m, v: dict, fmt: FloatFormat) -> dict:
     L, mbits = fmt.man_bits + 1, fmt.man_bits
     total, lz, e_big = v["total"], v["lz"], v["e_big"]
     carried = Cat(total[0] | total[1], total[2:])
-    use_lz = lz <= e_big - 1                      # a normal result: shift the leading one onto the hidden bit
-    left_shift = Mux(use_lz, lz, e_big - 1)[:len(lz)]   # never more than lz, so the slice is exact
-    x = Mux(total[L + 3], carried, (total[:L + 3] << left_shift)[:L + 3])
+    # a normal result (shift the leading one onto the hidden bit) when lz <= e_big - 1: always when e_big - 1 >= L + 3
+    # (flagged a step earlier), else a compare of the low bits only, short enough to leave no carry chain here
+    use_lz = v["e_big_far"] | (lz <= v["e_big_m1"][:len(lz)])
+    # otherwise shift by e_big - 1 (< lz <= L + 3, so its low bits are the amount): both shifts run beside the
+    # compare, which only picks one
+    by_lz = (total[:L + 3] << lz)[:L + 3]
+    by_e = (total[:L + 3] << v["e_big_m1"][:len(lz)])[:L + 3]
+    x = Mux(total[L + 3], carried, Mux(use_lz, by_lz, by_e))
     # the code's exponent field: e_big + 1 after a carry, e_big - lz for a normal result, 0 for a subnormal
     # (shifted to exponent 1 without reaching the hidden bit); the subtraction runs beside the compare
     normal = use_lz & (total[:L + 3] != 0)

@@ -53,7 +53,8 @@ class LMul(_BinaryUnit):
 
 class FMul(_BinaryUnit):
     """Exact product of two codes of `config.fmt`, rounded to nearest even, subnormals in and out:
-    `i.payload.{a,b}` -> `o.payload.p`. Stages: significand multiply, normalise, round + policy.
+    `i.payload.{a,b}` -> `o.payload.p`. Five steps, cut into `config.pipeline` register slices spread evenly:
+    significand multiply, leading-zero count (the normalising shift), shift, round, overflow/zero/NaN policy.
     II = 1, latency = `config.pipeline` cycles."""
 
     def elaborate(self, platform):
@@ -61,16 +62,22 @@ class FMul(_BinaryUnit):
         cfg, fmt = self.config, self.config.format
         width = 2 * (fmt.man_bits + 1)
 
-        def normalize(m, v):
-            x, sticky, e = fo.normalize(m, v["p"], v["e"] + 1, width)
-            return dict(v, x=x, sticky=sticky, e=e)
+        def amount(m, v):
+            return dict(v, e=v["e"] + 1, t=fo.normalize_amount(m, v["p"], v["e"] + 1, width))
 
-        def round_and_finish(m, v):
+        def shift(m, v):
+            x, sticky, e = fo.normalize_shift(m, v["p"], v["e"], v["t"], width)
+            return {k: v[k] for k in ("sign", "nan", "inf")} | dict(x=x, sticky=sticky, e=e, zero=v["p"] == 0)
+
+        def round_(m, v):
             r = fo.round_code(v["x"], v["sticky"], v["e"], fmt, extra=fmt.man_bits + 1)
-            return {"p": fo.finish(m, v["sign"], r, v["nan"], v["inf"], v["p"] == 0, fmt, cfg.overflow,
+            return {k: v[k] for k in ("sign", "nan", "inf", "zero")} | {"r": r}
+
+        def finish(m, v):
+            return {"p": fo.finish(m, v["sign"], v["r"], v["nan"], v["inf"], v["zero"], fmt, cfg.overflow,
                                    subnormals=True)}
 
-        stages = [lambda m, v: fo.fmul_product(v["a"], v["b"], fmt), normalize, round_and_finish]
+        stages = [lambda m, v: fo.fmul_product(v["a"], v["b"], fmt), amount, shift, round_, finish]
         self._run(m, stages)
         return m
 

@@ -18,7 +18,7 @@ def test_digits_cnn_all_engine_layers_on_rtl(tmp_path, capsys):
     assert s["mismatches"] == 0 and s["samples"] == 4
     assert [lay["ran_on"] for lay in s["layers"]] == ["rtl", "host", "rtl", "host", "host", "rtl"]
     assert s["cycles_total"] == s["cycles_model_total"]
-    # the engine consumes 4 x 3408 beats; each RUN costs beats + S + 3 + 2 busy cycles (docs/system.md)
+    # the engine consumes 4 x 3408 beats; each RUN costs beats + S + 3 + 3 busy cycles (docs/system.md)
     util = s["engine_utilization"]["sparse-chain-8"]
     assert util["beats_per_busy_cycle"] > 0.98 and 0.25 < util["busy_fraction"] < 0.9
     assert s["accuracy"] == s["float_accuracy"] == 1.0

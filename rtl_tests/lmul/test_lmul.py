@@ -73,6 +73,8 @@ def test_lmul_random_and_corners(cfg, sim_opts):
     FMulConfig(fmt="e5m2", overflow="inf", pipeline=3),
     FMulConfig(fmt="e2m1", pipeline=0),
     FMulConfig(fmt="e4m3", overflow="inf", pipeline=1),
+    FMulConfig(fmt="e5m2", pipeline=5),
+    FMulConfig(fmt="e4m3", pipeline=6),
 ], ids=lambda c: f"{c.fmt}-{c.overflow}-p{c.pipeline}")
 def test_fmul_exhaustive(cfg, sim_opts):
     a, b = all_pairs(cfg.format.bits)
@@ -90,7 +92,8 @@ def test_fmul_random_and_corners(cfg, sim_opts):
     assert not res["mismatches"]
 
 
-@pytest.mark.parametrize("cfg", [LMulConfig(pipeline=0), LMulConfig(pipeline=3), FMulConfig(pipeline=2)],
+@pytest.mark.parametrize("cfg", [LMulConfig(pipeline=0), LMulConfig(pipeline=3), FMulConfig(pipeline=2),
+                                 FMulConfig(pipeline=5)],
                          ids=lambda c: f"{c.unit}-p{c.pipeline}")
 def test_latency_matches_cycle_model(cfg, sim_opts):
     from hwgen.sim.harness import design

@@ -139,12 +139,34 @@ def test_ulx3s_top_runs_the_design_from_the_pll():
     _, config = load_config("lmul-e4m3")
     top = BoardTop(board, BridgedUnit(build_component(config), divisor=868, timeout=868_000))
     plan = board.make_platform().prepare(top, name="top")
-    verilog = plan.files["top.v"]
-    verilog = verilog if isinstance(verilog, str) else verilog.decode()
-    assert re.search(r"EHXPLLL\s*#\(", verilog)
-    for param, value in (("CLKI_DIV", 1), ("CLKFB_DIV", 4), ("CLKOP_DIV", 6), ("CLKOP_CPHASE", 2)):
-        assert re.search(rf"\.{param}\(32'[sd]*{value}\)", verilog), param
-    assert re.search(r"\.FEEDBK_PATH\(\"CLKOP\"\)", verilog)
+    il = plan.files["top.il"]
+    il = il if isinstance(il, str) else il.decode()
+    assert re.search(r"cell \\EHXPLLL ", il)
+    for param, value in (("CLKI_DIV", "1"), ("CLKFB_DIV", "4"), ("CLKOP_DIV", "6"), ("CLKOP_CPHASE", "2"),
+                         ("FEEDBK_PATH", '"CLKOP"')):
+        assert re.search(rf"parameter \\{param} {value}\n", il), param
+    assert re.search(r"connect \\CLKFB \\clk", il) and re.search(r"connect \\CLKOP \\clk", il)
+
+
+def test_critical_path_from_the_nextpnr_log():
+    from hwgen.flow.build import _critical_path
+    log = textwrap.dedent("""\
+        Info: Critical path report for clock '$glbnet$bridged.clk' (posedge -> posedge):
+        Info: curr total
+        Info:   clk-to-q  0.52  0.52 Source run0.dvalid_TRELLIS_FF_Q.Q
+        Info:   routing  1.10  1.62 Net run0.dvalid (13,4) -> (14,4)
+        Info:                          Sink engine0.x_LUT4_Z.B
+        Info:      logic  0.24  1.86 Source engine0.x_LUT4_Z.F
+        Info:   routing  0.90  2.76 Net engine0.x (14,4) -> (15,7)
+        Info:                          Sink engine0.p0_t3_TRELLIS_FF_Q.DI
+        Info:      setup  0.00  2.76 Source engine0.p0_t3_TRELLIS_FF_Q.DI
+        Info: 0.76 ns logic, 2.00 ns routing
+        Info: Critical path report for cross-domain path '<async>' -> 'posedge $glbnet$bridged.clk':
+        """)
+    assert _critical_path(log) == {"clock": "$glbnet$bridged.clk", "from": "run0.dvalid_TRELLIS_FF_Q.Q",
+                                   "to": "engine0.p0_t3_TRELLIS_FF_Q.DI", "cells": 3,
+                                   "delay": "0.76 ns logic, 2.00 ns routing"}
+    assert _critical_path("Info: no timing here") is None
 
 
 def test_cli_build_bad_board_and_config(capsys):
