@@ -45,8 +45,12 @@ def run(cfg, groups, sim_opts, gap=0.3, backpressure=0.3, seed=0):
         want.append(A.attention(cfg, q, k, v))
     beats = {key: np.concatenate(val) for key, val in beats.items()}
     want = np.concatenate(want)
+    # the harness's default timeout counts beats, not cycles: with M0 = 1 every K/V beat costs a key tile of
+    # tile_cycles, so bound the run by the cycle model instead (x 3 for the gaps and the backpressure)
+    tiles = [(min(cfg.p0, len(q) - q0), len(k)) for q, k, _ in groups for q0 in range(0, len(q), cfg.p0)]
+    timeout = 200 + 3 * (cycle_model(cfg, tiles)["out_cycles"] or [0])[-1]
     res = run_vectors(cfg, beats, {"out": want & ((1 << cfg.out_width) - 1)}, gap=gap, backpressure=backpressure,
-                      seed=seed, **sim_opts)
+                      seed=seed, timeout_cycles=timeout, **sim_opts)
     assert res["n_out"] == len(want) and not res["mismatches"] and not res["extra_output"]
     return res, want
 
