@@ -151,6 +151,9 @@ def cmd_run(args) -> int:
 
 def _run_tflite(args) -> int:
     from hwgen.host.run_tflite import print_summary, run_tflite
+    if args.scheduler:          # a streaming model's state runs through the invokes in order: nothing to shard
+        return _fail(f"--scheduler: got {args.scheduler!r} for a .tflite model, allowed: only for digits-mlp, "
+                     "digits-mlp-int8, digits-cnn and MODEL.onnx")
     if not args.input:
         return _fail("run MODEL.tflite: --input: missing, allowed: one .npy per model input (one row per invoke)")
     summary = run_tflite(args.network, args.input, args.labels, args.backend, args.system, args.sim, args.limit,
@@ -166,7 +169,7 @@ def cmd_run_onnx(args) -> int:
         return _fail("an .onnx model takes --numerics, --dataset, --backend golden|rtl, --rtl-samples, --limit "
                      "(not --config, --rtl-layers or board)")
     s = run_onnx(args.network, args.numerics or "float", args.dataset, args.limit, args.backend,
-                 args.rtl_samples or 1, args.sim, Path(args.output))
+                 args.rtl_samples or 1, args.sim, Path(args.output), scheduler=args.scheduler)
     print_compare(s)
     return 0 if not any(r.get("rtl_mismatches") for r in s["rows"]) else 1
 
@@ -175,7 +178,7 @@ def cmd_compare(args) -> int:
     from hwgen.host.onnx_compare import compare, print_compare
     numerics = [n.strip() for n in args.numerics.split(",") if n.strip()]
     s = compare(args.model, numerics, args.dataset, args.limit, args.backend, args.rtl_samples,
-                args.cycle_samples, args.sim, Path(args.output), plot=not args.no_plot)
+                args.cycle_samples, args.sim, Path(args.output), plot=not args.no_plot, scheduler=args.scheduler)
     print_compare(s)
     print(f"wrote {Path(args.output) / ('compare-' + s['model'] + '.md')} (.json" +
           (", .png)" if not args.no_plot else ")"))
@@ -321,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "float; see docs/import.md)")
     rn.add_argument("--dataset", help="MODEL.onnx only: digits, digits-images, sentences or an .npz file")
     rn.add_argument("--scheduler", help="Dask distributed scheduler address (tcp://host:8786): shard the samples "
-                    "over its workers (digits-mlp, digits-mlp-int8, digits-cnn); same summary as one machine")
+                    "over its workers (digits-mlp, digits-mlp-int8, digits-cnn, MODEL.onnx); same summary as one machine")
     rn.add_argument("--sparsity", help="digits-cnn pruned to N:M (2:4, 1:4, 2:8, 4:8), fine-tuned (cached) and run "
                     "in that mode of the sparse chain (grouped chain: --system system-sparse "
                     "--config sparse-chain-8-g2)")
@@ -345,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="samples costed by the system cycle model (default: 16; 0: none)")
     cp.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="simulator for rtl")
     cp.add_argument("--no-plot", action="store_true", help="no PNG")
+    cp.add_argument("--scheduler", help="Dask distributed scheduler address (tcp://host:8786): every batch of the "
+                    "data set is a shard on its workers; same table as one machine")
     cp.add_argument("-o", "--output", default="out/compare", help="output directory (default: out/compare)")
     cp.set_defaults(func=cmd_compare)
 

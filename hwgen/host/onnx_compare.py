@@ -136,11 +136,19 @@ def _output(m) -> str:
     return next((o for o in m.graph.outputs if o not in labels), m.graph.outputs[0])
 
 
+def _run_batches(m, prepared, batches: list, output: str) -> np.ndarray:
+    """The compared output of `batches` (feed dicts) under `prepared` numerics, concatenated in order."""
+    return np.concatenate([m.run(feeds, prepared)[output] for feeds in batches])
+
+
 def compare(model: str, numerics: list[str], dataset: str | None = None, limit: int | None = None,
             backend: str = "golden", rtl_samples: int = 1, cycle_samples: int = 16, sim: str = "verilator",
-            out: Path | None = None, plot: bool = True) -> dict:
+            out: Path | None = None, plot: bool = True, scheduler=None) -> dict:
     """Run `model` (built-in name or .onnx) on the data set for onnxruntime and each numerics choice; returns the
-    summary (and writes compare-NAME.json/.md/.png into `out`)."""
+    summary (and writes compare-NAME.json/.md/.png into `out`). With `scheduler` (a Dask scheduler address or
+    client) every batch of the data set is one shard on the cluster (`hwgen.host.shard.map_shards`: failed shards
+    retried, results merged in sample order), so the summary equals the local run's; the cycle-model and RTL
+    checks of the first samples stay local."""
     if backend not in ("golden", "rtl"):
         raise ValueError(f"--backend: got {backend!r}, allowed: golden, rtl")
     for flag, v in (("--limit", limit), ("--rtl-samples", rtl_samples), ("--cycle-samples", cycle_samples)):
@@ -168,7 +176,12 @@ def compare(model: str, numerics: list[str], dataset: str | None = None, limit: 
     for cfg in configs:
         t1 = time.time()
         prepared = m.prepare(cfg, calibration)
-        outs = np.concatenate([m.run(feeds, prepared)[output] for feeds in ds.batches])
+        if scheduler is None:
+            outs = _run_batches(m, prepared, ds.batches, output)
+        else:
+            from hwgen.host.shard import map_shards
+            outs = np.concatenate(map_shards(_run_batches, [(m, prepared, [b], output) for b in ds.batches],
+                                             scheduler))
         row = {"numerics": cfg.name, **_metric(ds.metric, outs, refs, ds.labels), **_errors(outs, refs),
                "layers": {k: nm.name for k, (nm, _) in prepared.layers.items()}}
         row.update(_engine_stats(m, prepared, ds, output, costs, backend, rtl_samples, cycle_samples))
@@ -176,6 +189,7 @@ def compare(model: str, numerics: list[str], dataset: str | None = None, limit: 
         rows.append(row)
     summary = {"model": name, "path": str(path), "dataset": ds.name, "samples": ds.samples, "metric": ds.metric,
                "output": output, "backend": backend, "layers": m.layer_names, "rows": rows,
+               "shards": len(ds.batches) if scheduler is not None else 0,
                "wall_s": round(time.time() - t0, 2)}
     if out:
         write_compare(summary, out, plot)
@@ -325,9 +339,10 @@ def print_compare(summary: dict):
 
 
 def run_onnx(model: str, numerics: str = "float", dataset: str | None = None, limit: int | None = None,
-             backend: str = "golden", rtl_samples: int = 1, sim: str = "verilator", out: Path | None = None) -> dict:
+             backend: str = "golden", rtl_samples: int = 1, sim: str = "verilator", out: Path | None = None,
+             scheduler=None) -> dict:
     """`hwgen run MODEL.onnx`: one numerics choice against onnxruntime (compare with one choice, no plot)."""
-    s = compare(model, [numerics], dataset, limit, backend, rtl_samples, sim=sim, out=None)
+    s = compare(model, [numerics], dataset, limit, backend, rtl_samples, sim=sim, out=None, scheduler=scheduler)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / f"run-{s['model']}-{backend}.json").write_text(json.dumps(s, indent=2) + "\n")
