@@ -48,7 +48,7 @@ def test_dot_manifest_describes_array_fields(tmp_path, capsys):
     assert fields["a"] == {"name": "a", "offset": 0, "width": 64, "signed": False, "count": 8, "elem_width": 8}
     assert fields["b"]["offset"] == 64 and fields["last"]["offset"] == 128
     assert m["streams"][1]["fields"] == [{"name": "sum", "offset": 0, "width": 16, "signed": False}]
-    assert m["latency"] == 2
+    assert (m["latency"], m["ii"]) == (21, 5)          # pipeline 16 + acc_stages 5; one beat per 5 cycles
 
 
 def test_generate_from_toml(tmp_path, capsys):
