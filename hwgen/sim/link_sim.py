@@ -9,17 +9,16 @@ bit time of `divisor` cycles), drives them on `rx`, samples `tx` into bytes, and
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
-import uuid
 from pathlib import Path
 
 from hwgen.cache import build_root
 from hwgen.flow.generate import build_component
 from hwgen.sim.bulk import compile_testbench
+from hwgen.sim.uart_bulk import hashed_verilog
 from hwgen.system.link import LinkedUnit
 
 TESTBENCH = """`timescale 1ns/1ps
@@ -96,13 +95,7 @@ def _linked_verilog(config, divisor: int, timeout: int) -> tuple[Path, str]:
     top = f"linked_{config.unit}"
     text = verilog.convert(LinkedUnit(build_component(config), divisor=divisor, timeout=timeout), name=top,
                            emit_src=False)
-    path = build_root() / "linked" / f"{top}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.v"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{uuid.uuid4().hex[:6]}")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    return path, top
+    return hashed_verilog(text, "linked", top), top
 
 
 class VerilatorPort:

@@ -89,14 +89,18 @@ def _bridged_verilog(config, divisor: int) -> tuple[Path, str]:
 
     top = f"bridged_{config.unit}"
     unit = BridgedUnit(build_component(config), divisor=divisor, timeout=64 * divisor)
-    text = verilog.convert(unit, name=top, emit_src=False)
-    path = build_root() / "bridged" / f"{top}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.v"
+    return hashed_verilog(verilog.convert(unit, name=top, emit_src=False), "bridged", top), top
+
+
+def hashed_verilog(text: str, folder: str, top: str) -> Path:
+    """Verilog `text` stored once as <build root>/<folder>/<top>-<hash of the text>.v (written atomically)."""
+    path = build_root() / folder / f"{top}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.v"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{uuid.uuid4().hex[:6]}")
         tmp.write_text(text)
         os.replace(tmp, path)
-    return path, top
+    return path
 
 
 def run_uart(config, data: bytes, wait: list[int], n_reply: int, *, divisor: int = 4,
